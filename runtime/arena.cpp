@@ -1,0 +1,180 @@
+#include "runtime/arena.hpp"
+
+#include "runtime/heap.hpp"
+
+namespace mayfly {
+
+namespace {
+
+constexpr size_t kHeader = 64; // block header, rounded to a cache line
+
+constexpr size_t align_up(size_t n, size_t a) {
+  return (n + a - 1) & ~(a - 1);
+}
+
+} // namespace
+
+// -- arena_pool -----------------------------------------------------------------
+
+result<std::unique_ptr<arena_pool>> arena_pool::make(arena_pool_config cfg) {
+  if (cfg.block_size < 2 * kHeader)
+    return {errc::invalid_config, "arena block_size must be >= 128"};
+  if (cfg.max_arena_bytes < cfg.block_size - kHeader)
+    return {errc::invalid_config,
+            "arena max_arena_bytes must be >= one block's payload"};
+  slot_pool::options opts;
+  opts.name = "arena";
+  opts.slot_size = cfg.block_size;
+  opts.capacity = cfg.capacity;
+  opts.huge_pages = cfg.huge_pages;
+  opts.prefault = cfg.prefault;
+  auto blocks = slot_pool::make(std::move(opts));
+  if (!blocks)
+    return blocks.error();
+  return std::unique_ptr<arena_pool>{
+    new arena_pool(std::move(*blocks), cfg.max_arena_bytes)};
+}
+
+arena_pool::arena_pool(std::unique_ptr<slot_pool> blocks,
+                       size_t max_arena_bytes)
+  : blocks_(std::move(blocks)), max_arena_bytes_(max_arena_bytes) {
+}
+
+nlohmann::json arena_pool::stats() const {
+  return {
+    {"block_size", block_size()},
+    {"capacity", blocks_->capacity()},
+    {"blocks_in_use", blocks_in_use()},
+    {"blocks_peak", blocks_->peak()},
+    {"leases_out", leases_out()},
+    {"leases", count(leases)},
+    {"lease_failures", count(lease_failures)},
+    {"resets", count(resets)},
+    {"overflow_blocks", count(overflow_blocks)},
+    {"heap_blocks", count(heap_blocks)},
+    {"oversize_allocs", count(oversize_allocs)},
+    {"limit_failures", count(limit_failures)},
+    {"cleanups", count(cleanups)},
+    {"max_arena_bytes", max_arena_bytes_},
+    {"bytes_used",
+     {{"p50", high_water_.quantile(0.5)},
+      {"p99", high_water_.quantile(0.99)},
+      {"max", high_water_.max()}}},
+  };
+}
+
+// -- arena ----------------------------------------------------------------------
+
+arena::arena(arena_pool& pool) noexcept : pool_(&pool) {
+  pool.counters_.add(arena_pool::leases);
+  auto slot = pool.blocks_->acquire();
+  if (slot == slot_pool::kNoSlot) {
+    pool.counters_.add(arena_pool::lease_failures);
+    return;
+  }
+  first_ = new (pool.blocks_->data(slot))
+    block_header{nullptr, slot, pool.blocks_->slot_size()};
+  blocks_ = 1;
+  start_block(first_);
+}
+
+arena::~arena() {
+  if (first_ == nullptr)
+    return;
+  reset();
+  release_block(first_);
+  pool_->counters_.add(arena_pool::returns);
+}
+
+void arena::start_block(block_header* blk) noexcept {
+  block_begin_ = reinterpret_cast<std::byte*>(blk) + kHeader;
+  cur_ = block_begin_;
+  end_ = reinterpret_cast<std::byte*>(blk) + blk->size;
+}
+
+void arena::release_block(block_header* blk) noexcept {
+  if (blk->slot == slot_pool::kNoSlot)
+    detail::heap_free(blk);
+  else
+    pool_->blocks_->release(blk->slot);
+}
+
+void* arena::allocate_slow(size_t n, size_t align) noexcept {
+  if (first_ == nullptr)
+    return nullptr;
+  auto& counters = pool_->counters_;
+  if (bytes_used() + n > pool_->max_arena_bytes_) {
+    counters.add(arena_pool::limit_failures);
+    return nullptr;
+  }
+  if (align > kHeader && n > SIZE_MAX - align)
+    return nullptr;
+  size_t payload = pool_->block_size() - kHeader;
+  size_t need = n + (align > kHeader ? align : 0);
+  if (need > payload) {
+    // Larger than a block: a heap chunk of its own; keep bumping in the
+    // current block afterwards.
+    size_t size = kHeader + need;
+    void* mem = detail::heap_alloc(size, kHeader);
+    if (mem == nullptr)
+      return nullptr;
+    extra_ = new (mem) block_header{extra_, slot_pool::kNoSlot, size};
+    counters.add(arena_pool::oversize_allocs);
+    used_before_ += n;
+    auto p = align_up(reinterpret_cast<uintptr_t>(mem) + kHeader, align);
+    return reinterpret_cast<void*>(p);
+  }
+  // The current block is full: chain a new one. The tail of the old block
+  // stays unused until reset.
+  void* mem = nullptr;
+  uint32_t slot = pool_->blocks_->acquire();
+  if (slot != slot_pool::kNoSlot) {
+    mem = pool_->blocks_->data(slot);
+    counters.add(arena_pool::overflow_blocks);
+  } else {
+    mem = detail::heap_alloc(pool_->block_size(), kHeader);
+    if (mem == nullptr)
+      return nullptr;
+    counters.add(arena_pool::heap_blocks);
+  }
+  used_before_ += static_cast<size_t>(cur_ - block_begin_);
+  extra_ = new (mem) block_header{extra_, slot, pool_->block_size()};
+  ++blocks_;
+  ++overflows_;
+  start_block(extra_);
+  auto p = align_up(reinterpret_cast<uintptr_t>(cur_), align);
+  cur_ = reinterpret_cast<std::byte*>(p + n);
+  return reinterpret_cast<void*>(p);
+}
+
+void arena::run_cleanups() noexcept {
+  int64_t ran = 0;
+  while (cleanups_ != nullptr) {
+    auto* node = cleanups_;
+    cleanups_ = node->next;
+    node->destroy(node->obj);
+    ++ran;
+  }
+  if (ran > 0)
+    pool_->counters_.add(arena_pool::cleanups, ran);
+}
+
+void arena::reset() noexcept {
+  if (first_ == nullptr)
+    return;
+  run_cleanups();
+  auto used = bytes_used();
+  high_water_ = std::max(high_water_, used);
+  pool_->high_water_.record(used);
+  pool_->counters_.add(arena_pool::resets);
+  while (extra_ != nullptr) {
+    auto* next = extra_->next;
+    release_block(extra_);
+    extra_ = next;
+  }
+  used_before_ = 0;
+  blocks_ = 1;
+  start_block(first_);
+}
+
+} // namespace mayfly

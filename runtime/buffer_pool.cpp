@@ -1,0 +1,313 @@
+#include "runtime/buffer_pool.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <new>
+
+#include "runtime/heap.hpp"
+
+namespace mayfly {
+
+namespace {
+
+int64_t now_ns() noexcept {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+enum slice_counter { live_slices, live_slice_bytes, num_slice_counters };
+
+sharded_counters<num_slice_counters>& slice_counters() noexcept {
+  static sharded_counters<num_slice_counters> counters;
+  return counters;
+}
+
+enum dedicated_counter {
+  dedicated_allocs,
+  dedicated_frees,
+  dedicated_bytes,
+  num_dedicated_counters
+};
+
+sharded_counters<num_dedicated_counters>& dedicated_counters() noexcept {
+  static sharded_counters<num_dedicated_counters> counters;
+  return counters;
+}
+
+// A dedicated binary: header and bytes in one allocation, bytes 64-aligned.
+constexpr size_t kDedicatedHeader
+  = (sizeof(detail::binary_header) + 63) / 64 * 64;
+
+} // namespace
+
+// -- binaries -------------------------------------------------------------------
+
+namespace detail {
+
+void count_slice(int64_t slices, int64_t bytes) noexcept {
+  auto& c = slice_counters();
+  if (slices != 0)
+    c.add(live_slices, slices);
+  if (bytes != 0)
+    c.add(live_slice_bytes, bytes);
+}
+
+binary_header* make_dedicated_binary(size_t capacity) noexcept {
+  if (capacity > UINT32_MAX)
+    return nullptr;
+  void* mem = heap_alloc(kDedicatedHeader + capacity, 64);
+  if (mem == nullptr)
+    return nullptr;
+  auto* hdr = new (mem) binary_header;
+  hdr->refs.store(1, std::memory_order_relaxed);
+  hdr->born_ns.store(now_ns(), std::memory_order_relaxed);
+  hdr->data = static_cast<std::byte*>(mem) + kDedicatedHeader;
+  hdr->capacity = static_cast<uint32_t>(capacity);
+  auto& c = dedicated_counters();
+  c.add(dedicated_allocs);
+  c.add(dedicated_bytes, static_cast<int64_t>(capacity));
+  return hdr;
+}
+
+void destroy_binary(binary_header* hdr) noexcept {
+  if (hdr->pool != nullptr) {
+    hdr->pool->release(hdr);
+    return;
+  }
+  auto& c = dedicated_counters();
+  c.add(dedicated_frees);
+  c.add(dedicated_bytes, -static_cast<int64_t>(hdr->capacity));
+  hdr->~binary_header();
+  heap_free(hdr);
+}
+
+} // namespace detail
+
+// -- slice ----------------------------------------------------------------------
+
+slice slice::copy_of(const void* src, size_t n) noexcept {
+  if (n == 0)
+    return {};
+  auto buf = mutable_buffer::dedicated(n);
+  if (!buf)
+    return {};
+  std::memcpy(buf.data(), src, n);
+  return std::move(buf).freeze(n);
+}
+
+slice slice::detach() const noexcept {
+  if (owner_ == nullptr)
+    return {};
+  if (owner_->pool == nullptr && data_ == owner_->data
+      && size_ == owner_->capacity)
+    return *this; // already exactly its own dedicated binary
+  if (size_ == 0)
+    return {};
+  return copy_of(data_, size_);
+}
+
+int64_t slice::live_count() noexcept {
+  return slice_counters().sum(live_slices);
+}
+
+int64_t slice::viewed_bytes() noexcept {
+  return slice_counters().sum(live_slice_bytes);
+}
+
+// -- mutable_buffer ---------------------------------------------------------------
+
+mutable_buffer mutable_buffer::dedicated(size_t capacity) noexcept {
+  auto* hdr = detail::make_dedicated_binary(capacity);
+  return hdr ? mutable_buffer{hdr} : mutable_buffer{};
+}
+
+slice mutable_buffer::split_to(size_t n) noexcept {
+  MAYFLY_ASSERT(hdr_ != nullptr && n <= capacity());
+  hdr_->size.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  slice result{begin_, n, hdr_, slice::add_ref_tag{}};
+  begin_ += n;
+  return result;
+}
+
+slice mutable_buffer::freeze(size_t n) && noexcept {
+  MAYFLY_ASSERT(hdr_ != nullptr && n <= capacity());
+  hdr_->size.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  slice result{begin_, n, std::exchange(hdr_, nullptr), slice::adopt_ref_tag{}};
+  begin_ = end_ = nullptr;
+  return result;
+}
+
+// -- buffer_pool ------------------------------------------------------------------
+
+result<std::unique_ptr<buffer_pool>>
+buffer_pool::make(slot_pool::options opts) {
+  if (opts.slot_size > UINT32_MAX)
+    return {errc::invalid_config, "slot_size must fit in 32 bits"};
+  auto slots = slot_pool::make(std::move(opts));
+  if (!slots)
+    return slots.error();
+  return std::unique_ptr<buffer_pool>{new buffer_pool(std::move(*slots))};
+}
+
+buffer_pool::buffer_pool(std::unique_ptr<slot_pool> slots)
+  : slots_(std::move(slots)),
+    headers_(new detail::binary_header[slots_->capacity()]) {
+  for (uint32_t i = 0; i < slots_->capacity(); ++i) {
+    auto& h = headers_[i];
+    h.slot = i;
+    h.pool = this;
+    h.data = slots_->data(i);
+    h.capacity = static_cast<uint32_t>(slots_->slot_size());
+  }
+}
+
+mutable_buffer buffer_pool::try_acquire() noexcept {
+  auto slot = slots_->acquire();
+  if (slot == slot_pool::kNoSlot)
+    return {};
+  auto* hdr = &headers_[slot];
+  hdr->size.store(0, std::memory_order_relaxed);
+  hdr->holder.store(0, std::memory_order_relaxed);
+  hdr->born_ns.store(now_ns(), std::memory_order_relaxed);
+  // Release: the census reads the fields above after seeing refs > 0.
+  hdr->refs.store(1, std::memory_order_release);
+  return mutable_buffer{hdr};
+}
+
+result<mutable_buffer> buffer_pool::acquire() noexcept {
+  auto buf = try_acquire();
+  if (!buf)
+    return {errc::pool_exhausted, "buffer pool exhausted"};
+  return buf;
+}
+
+void buffer_pool::release(detail::binary_header* hdr) noexcept {
+  MAYFLY_ASSERT(hdr->pool == this);
+  slots_->release(hdr->slot);
+}
+
+binary_census buffer_pool::census() const noexcept {
+  binary_census c;
+  auto now = now_ns();
+  for (uint32_t i = 0; i < slots_->capacity(); ++i) {
+    auto& h = headers_[i];
+    auto refs = h.refs.load(std::memory_order_acquire);
+    if (refs == 0)
+      continue;
+    ++c.live;
+    c.live_bytes += h.size.load(std::memory_order_relaxed);
+    c.pinned_bytes += h.capacity;
+    auto bucket = refs <= 1 ? 0 : refs <= 2 ? 1 : refs <= 4 ? 2 : refs <= 8 ? 3 : 4;
+    ++c.refs[bucket];
+    auto age = now - h.born_ns.load(std::memory_order_relaxed);
+    if (age > c.oldest_age_ns) {
+      c.oldest_age_ns = age;
+      c.oldest_holder = h.holder.load(std::memory_order_relaxed);
+      c.oldest_slot = i;
+    }
+  }
+  return c;
+}
+
+nlohmann::json buffer_pool::stats() const {
+  auto& s = *slots_;
+  auto c = census();
+  return {
+    {"slot_size", s.slot_size()},
+    {"capacity", s.capacity()},
+    {"in_use", s.in_use()},
+    {"peak", s.peak()},
+    {"acquisitions", s.count(slot_pool::acquisitions)},
+    {"releases", s.count(slot_pool::releases)},
+    {"exhausted", s.count(slot_pool::exhausted)},
+    {"cross_thread_releases", s.count(slot_pool::cross_thread_releases)},
+    {"refills", s.count(slot_pool::refills)},
+    {"thread_cache_limit", s.thread_cache_limit()},
+    {"region_bytes", s.region_bytes()},
+    {"pages", s.page_kind()},
+    {"binaries",
+     {{"live", c.live},
+      {"live_bytes", c.live_bytes},
+      {"pinned_bytes", c.pinned_bytes},
+      {"refs", {{"1", c.refs[0]}, {"2", c.refs[1]}, {"3-4", c.refs[2]},
+                {"5-8", c.refs[3]}, {"9+", c.refs[4]}}},
+      {"oldest_age_ms", static_cast<double>(c.oldest_age_ns) / 1e6},
+      {"oldest_holder", c.oldest_holder}}},
+  };
+}
+
+// -- buffer_pools -------------------------------------------------------------------
+
+result<std::unique_ptr<buffer_pools>>
+buffer_pools::make(buffer_pools_config cfg) {
+  std::unique_ptr<buffer_pools> self{new buffer_pools};
+  slot_pool::options opts;
+  opts.name = "standard";
+  opts.slot_size = cfg.standard_slot_size;
+  opts.capacity = cfg.standard_capacity;
+  opts.huge_pages = cfg.huge_pages;
+  opts.prefault = cfg.prefault;
+  auto standard = buffer_pool::make(opts);
+  if (!standard)
+    return standard.error();
+  self->standard_ = std::move(*standard);
+  if (cfg.jumbo_slot_size > 0 && cfg.jumbo_capacity > 0) {
+    if (cfg.jumbo_slot_size <= cfg.standard_slot_size)
+      return {errc::invalid_config,
+              "jumbo_slot_size must exceed standard_slot_size"};
+    opts.name = "jumbo";
+    opts.slot_size = cfg.jumbo_slot_size;
+    opts.capacity = cfg.jumbo_capacity;
+    auto jumbo = buffer_pool::make(opts);
+    if (!jumbo)
+      return jumbo.error();
+    self->jumbo_ = std::move(*jumbo);
+  }
+  return self;
+}
+
+result<mutable_buffer> buffer_pools::acquire(size_t n) noexcept {
+  if (n <= standard_->slot_size())
+    return standard_->acquire();
+  if (jumbo_ && n <= jumbo_->slot_size())
+    return jumbo_->acquire();
+  auto buf = mutable_buffer::dedicated(n);
+  if (!buf)
+    return {errc::out_of_memory, "dedicated buffer allocation failed"};
+  return buf;
+}
+
+int64_t buffer_pools::outstanding() const noexcept {
+  int64_t n = standard_->slots().in_use() + dedicated_binaries::live();
+  if (jumbo_)
+    n += jumbo_->slots().in_use();
+  return n;
+}
+
+nlohmann::json buffer_pools::stats() const {
+  auto doc = nlohmann::json::object();
+  doc["standard"] = standard_->stats();
+  if (jumbo_)
+    doc["jumbo"] = jumbo_->stats();
+  doc["dedicated"] = {{"allocations", dedicated_binaries::allocations()},
+                      {"live", dedicated_binaries::live()},
+                      {"live_bytes", dedicated_binaries::live_bytes()}};
+  return doc;
+}
+
+int64_t dedicated_binaries::allocations() noexcept {
+  return dedicated_counters().sum(dedicated_allocs);
+}
+
+int64_t dedicated_binaries::live() noexcept {
+  auto& c = dedicated_counters();
+  return c.sum(dedicated_allocs) - c.sum(dedicated_frees);
+}
+
+int64_t dedicated_binaries::live_bytes() noexcept {
+  return dedicated_counters().sum(dedicated_bytes);
+}
+
+} // namespace mayfly

@@ -1,0 +1,383 @@
+#pragma once
+
+/// @file
+/// `slice`: a zero-copy, refcounted view into an immutable binary.
+///
+/// A *binary* is a byte buffer with an atomic reference count in a header
+/// that lives beside it: a slot of a `buffer_pool` (the header sits in the
+/// pool's header array, the bytes in the pool's region, so payloads stay
+/// aligned), or one dedicated allocation for buffers no pool class fits and
+/// for `detach()`ed copies. Bytes of a binary never change once frozen.
+///
+/// A slice is a value: (pointer, length, owner). Every slice holds one
+/// reference on its binary; the binary goes back to its pool (or is freed)
+/// when the last slice drops, on whichever thread that happens.
+///
+/// ```
+///   slice a ----+                        header (pool's array)
+///   slice b --+ |                        +-------------------+
+///             | +--> [....####.....] <---| refs = 3, size, ...|
+///   slice c --+----> [..........###]     +-------------------+
+///                    slot in the pool region
+/// ```
+///
+/// - Copying a slice adds a reference (one atomic increment); moving does
+///   not. Destroying or reassigning drops one (one atomic decrement; the last
+///   one returns the slot).
+/// - Sub-slices (`slice`, `split_to`, `split_off`, `slice_ref`) share the
+///   binary: O(1), no copy, no allocation.
+/// - A slice can outlive every other handle, its pool's users included, but
+///   not the pool itself (pools outlive all their binaries: the runtime
+///   checks this at shutdown).
+/// - A small slice keeps its whole binary alive ("pinning"). `detach()`
+///   copies the viewed bytes into a dedicated binary of their own; do that
+///   before storing a slice for long (the tally aggregator detaches keys).
+///
+/// Why atomic refcounts: slices cross CAF worker threads (a handler forwards
+/// a NAME slice to an aggregator on another worker). Seastar's non-atomic
+/// `temporary_buffer` refcount is why its buffers cannot leave a core; we pay
+/// one uncontended atomic per copy instead.
+///
+/// Statistics: the process-wide number of live slices and the bytes they
+/// view are kept in sharded counters (`slice::live_count()`,
+/// `slice::viewed_bytes()`): a relaxed add on the calling thread's shard per
+/// slice created or destroyed, never a contended cache line.
+///
+/// Thread-safety: a slice object is not synchronized (like `std::string`);
+/// distinct slices of the same binary may be used and destroyed on any
+/// threads concurrently.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string_view>
+#include <utility>
+
+#include "runtime/assert.hpp"
+
+namespace mayfly {
+
+class buffer_pool;
+class slice;
+
+namespace detail {
+
+/// The control block of one binary. One per pool slot (in the pool's header
+/// array) or at the head of a dedicated allocation.
+struct binary_header {
+  /// Number of live references (slices plus at most one mutable_buffer).
+  std::atomic<uint32_t> refs{0};
+  /// Bytes frozen so far (statistics only).
+  std::atomic<uint32_t> size{0};
+  /// Steady-clock nanoseconds when the slot was acquired (statistics only).
+  std::atomic<int64_t> born_ns{0};
+  /// Opaque tag of the latest long-lived holder (set by the actor layer for
+  /// the pinning report; 0: none recorded).
+  std::atomic<uint32_t> holder{0};
+  /// Slot index in `pool`; unused when dedicated.
+  uint32_t slot = 0;
+  /// Owning pool; null for a dedicated allocation.
+  buffer_pool* pool = nullptr;
+  /// First byte of the buffer.
+  std::byte* data = nullptr;
+  /// Usable bytes at `data`.
+  uint32_t capacity = 0;
+};
+
+/// Returns the binary to its pool or frees it. Out of line: the cold path.
+void destroy_binary(binary_header* hdr) noexcept;
+
+/// Allocates a dedicated binary of `capacity` bytes with one reference, or
+/// null when the allocator refuses. One call to mimalloc.
+binary_header* make_dedicated_binary(size_t capacity) noexcept;
+
+inline void add_ref(binary_header* hdr) noexcept {
+  hdr->refs.fetch_add(1, std::memory_order_relaxed);
+}
+
+inline void drop_ref(binary_header* hdr) noexcept {
+  // acq_rel: the last owner must see every write made through other
+  // references before the slot is reused.
+  if (hdr->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+    destroy_binary(hdr);
+}
+
+/// Process-wide slice accounting (see `slice::live_count()`).
+void count_slice(int64_t slices, int64_t bytes) noexcept;
+
+} // namespace detail
+
+/// A zero-copy, refcounted view into an immutable binary. See file comment.
+class slice {
+public:
+  // -- construction ---------------------------------------------------------
+
+  /// An empty slice that owns nothing. O(1).
+  slice() noexcept = default;
+
+  /// Copies `n` bytes at `src` into a new dedicated binary. One allocation;
+  /// for tests and cold paths. Returns an empty slice when `n == 0` or the
+  /// allocator refuses.
+  static slice copy_of(const void* src, size_t n) noexcept;
+
+  /// Copies `str` into a new dedicated binary (see `copy_of`).
+  static slice copy_of(std::string_view str) noexcept {
+    return copy_of(str.data(), str.size());
+  }
+
+  /// Adds a reference. O(1): one atomic increment, no allocation.
+  slice(const slice& other) noexcept
+    : data_(other.data_), size_(other.size_), owner_(other.owner_) {
+    if (owner_ != nullptr) {
+      detail::add_ref(owner_);
+      detail::count_slice(1, size_);
+    }
+  }
+
+  /// Takes over `other`'s reference; `other` becomes empty. O(1).
+  slice(slice&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      owner_(std::exchange(other.owner_, nullptr)) {
+  }
+
+  slice& operator=(const slice& other) noexcept {
+    slice tmp{other};
+    swap(tmp);
+    return *this;
+  }
+
+  slice& operator=(slice&& other) noexcept {
+    slice tmp{std::move(other)};
+    swap(tmp);
+    return *this;
+  }
+
+  /// Drops the reference; the last one returns the binary. O(1).
+  ~slice() {
+    reset();
+  }
+
+  /// Drops the reference and becomes empty.
+  void reset() noexcept {
+    if (owner_ != nullptr) {
+      detail::count_slice(-1, -static_cast<int64_t>(size_));
+      detail::drop_ref(std::exchange(owner_, nullptr));
+    }
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+  void swap(slice& other) noexcept {
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(owner_, other.owner_);
+  }
+
+  // -- access ---------------------------------------------------------------
+
+  const std::byte* data() const noexcept {
+    return data_;
+  }
+
+  size_t size() const noexcept {
+    return size_;
+  }
+
+  bool empty() const noexcept {
+    return size_ == 0;
+  }
+
+  /// The bytes as characters; valid while this slice (or any slice of the
+  /// same binary) lives.
+  std::string_view view() const noexcept {
+    return {reinterpret_cast<const char*>(data_), size_};
+  }
+
+  std::byte operator[](size_t i) const noexcept {
+    return data_[i];
+  }
+
+  /// Whether this slice holds a reference (an empty slice may still hold
+  /// one, e.g. a zero-length datagram).
+  bool has_owner() const noexcept {
+    return owner_ != nullptr;
+  }
+
+  /// References on the binary right now (0 when ownerless). For tests and
+  /// statistics; stale as soon as another thread copies or drops one.
+  uint32_t use_count() const noexcept {
+    return owner_ ? owner_->refs.load(std::memory_order_relaxed) : 0;
+  }
+
+  /// Bytes this slice keeps alive: the capacity of its whole binary.
+  size_t pinned_bytes() const noexcept {
+    return owner_ ? owner_->capacity : 0;
+  }
+
+  /// Whether the binary is a pool slot (rather than a dedicated buffer).
+  bool pooled() const noexcept {
+    return owner_ != nullptr && owner_->pool != nullptr;
+  }
+
+  /// Records `tag` as the binary's holder for the pinning report. O(1).
+  void mark_holder(uint32_t tag) const noexcept {
+    if (owner_)
+      owner_->holder.store(tag, std::memory_order_relaxed);
+  }
+
+  // -- sub-slicing (all O(1), no copy, no allocation) -----------------------
+
+  /// The bytes [begin, end) of this slice, sharing the binary.
+  /// @pre `begin <= end && end <= size()`
+  slice sub(size_t begin, size_t end) const noexcept {
+    MAYFLY_ASSERT(begin <= end && end <= size_);
+    return slice{data_ + begin, end - begin, owner_, add_ref_tag{}};
+  }
+
+  /// The bytes from `begin` to the end.
+  /// @pre `begin <= size()`
+  slice sub(size_t begin) const noexcept {
+    return sub(begin, size_);
+  }
+
+  /// Removes and returns the first `at` bytes; this slice keeps the rest.
+  /// @pre `at <= size()`
+  slice split_to(size_t at) noexcept {
+    MAYFLY_ASSERT(at <= size_);
+    slice head = sub(0, at);
+    advance(at);
+    return head;
+  }
+
+  /// Removes and returns the bytes from `at` on; this slice keeps [0, at).
+  /// @pre `at <= size()`
+  slice split_off(size_t at) noexcept {
+    MAYFLY_ASSERT(at <= size_);
+    slice tail = sub(at, size_);
+    shrink(at);
+    return tail;
+  }
+
+  /// Turns a view into this slice's bytes (e.g. a `string_view` a parser
+  /// returned) back into an owning slice of the same binary.
+  /// @pre `part` lies within `view()` (checked).
+  slice slice_ref(std::string_view part) const noexcept {
+    auto* p = reinterpret_cast<const std::byte*>(part.data());
+    MAYFLY_ASSERT(part.empty() || (p >= data_ && p + part.size() <= data_ + size_));
+    if (part.empty())
+      return sub(0, 0);
+    return sub(static_cast<size_t>(p - data_),
+               static_cast<size_t>(p - data_) + part.size());
+  }
+
+  /// Whether `part` lies within this slice's bytes.
+  bool contains(std::string_view part) const noexcept {
+    auto* p = reinterpret_cast<const std::byte*>(part.data());
+    return p >= data_ && p + part.size() <= data_ + size_;
+  }
+
+  /// Drops the first `n` bytes from the view. @pre `n <= size()`
+  void advance(size_t n) noexcept {
+    MAYFLY_ASSERT(n <= size_);
+    data_ += n;
+    set_size(size_ - n);
+  }
+
+  /// Keeps only the first `n` bytes. @pre `n <= size()`
+  void shrink(size_t n) noexcept {
+    MAYFLY_ASSERT(n <= size_);
+    set_size(n);
+  }
+
+  // -- unpinning --------------------------------------------------------------
+
+  /// Returns a slice of the same bytes that pins nothing else: a copy into a
+  /// dedicated binary of exactly `size()` bytes, or this slice itself when it
+  /// already views its whole dedicated binary. One allocation (mimalloc);
+  /// not for the datagram path. Returns an empty slice if the allocator
+  /// refuses.
+  slice detach() const noexcept;
+
+  // -- process-wide accounting ------------------------------------------------
+
+  /// Live slices with an owner, summed over all threads.
+  static int64_t live_count() noexcept;
+
+  /// Bytes viewed by live slices, summed over all threads.
+  static int64_t viewed_bytes() noexcept;
+
+private:
+  friend class mutable_buffer;
+
+  struct add_ref_tag {};
+  struct adopt_ref_tag {};
+
+  slice(const std::byte* data, size_t size, detail::binary_header* owner,
+        add_ref_tag) noexcept
+    : data_(data), size_(static_cast<uint32_t>(size)), owner_(owner) {
+    if (owner_ != nullptr) {
+      detail::add_ref(owner_);
+      detail::count_slice(1, size_);
+    }
+  }
+
+  slice(const std::byte* data, size_t size, detail::binary_header* owner,
+        adopt_ref_tag) noexcept
+    : data_(data), size_(static_cast<uint32_t>(size)), owner_(owner) {
+    if (owner_ != nullptr)
+      detail::count_slice(1, size_);
+  }
+
+  void set_size(size_t n) noexcept {
+    if (owner_ != nullptr)
+      detail::count_slice(0, static_cast<int64_t>(n) - size_);
+    size_ = static_cast<uint32_t>(n);
+  }
+
+  const std::byte* data_ = nullptr;
+  uint32_t size_ = 0;
+  detail::binary_header* owner_ = nullptr;
+};
+
+static_assert(sizeof(slice) == 3 * sizeof(void*),
+              "a slice is (pointer, length, owner) and nothing else");
+
+// -- comparison and hashing by content -----------------------------------------
+
+inline bool operator==(const slice& x, const slice& y) noexcept {
+  return x.view() == y.view();
+}
+
+inline bool operator!=(const slice& x, const slice& y) noexcept {
+  return !(x == y);
+}
+
+inline bool operator<(const slice& x, const slice& y) noexcept {
+  return x.view() < y.view();
+}
+
+inline bool operator==(const slice& x, std::string_view y) noexcept {
+  return x.view() == y;
+}
+
+inline bool operator==(std::string_view x, const slice& y) noexcept {
+  return x == y.view();
+}
+
+inline bool operator!=(const slice& x, std::string_view y) noexcept {
+  return x.view() != y;
+}
+
+} // namespace mayfly
+
+/// Hashes the viewed bytes; equal to `std::hash<std::string_view>` of
+/// `view()`, so heterogeneous lookups by `string_view` agree.
+template <>
+struct std::hash<mayfly::slice> {
+  size_t operator()(const mayfly::slice& x) const noexcept {
+    return std::hash<std::string_view>{}(x.view());
+  }
+};

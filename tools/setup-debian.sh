@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what mayfly needs on Debian 12 (as root), skipping what is there.
+# Idempotent; prints what it installs. Used by the README commands and CI.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build git pkg-config
+  libcaf-dev libmimalloc-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  liburing-dev libcpp-httplib-dev
+  clang libclang-rt-14-dev
+  dnsutils curl python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: all dependencies present"

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run) and the README documents:
+# installs what is missing, then builds and tests
+#   1. ci      : Debug, ASan+UBSan, runtime checks, -Werror (gcc)
+#   2. release : optimized, where the allocation-counting tests run unsanitized
+#   3. tsan    : ThreadSanitizer on the memory layer (no CAF involved)
+#   4. install : find_package(mayfly) from an installed tree
+# and fails if any step fails or if a ctest run executed no test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/setup-debian.sh
+
+jobs=${MAYFLY_JOBS:-$(nproc)}
+summary=()
+run_preset() { # preset
+  local preset=$1
+  echo "=== $preset: configure and build"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  echo "=== $preset: test"
+  local log
+  log=$(mktemp)
+  # --no-tests=error: a run that executes no test fails.
+  if ! ctest --preset "$preset" -j "$jobs" --no-tests=error 2>&1 | tee "$log"; then
+    summary+=("$preset: FAILED")
+    rm -f "$log"
+    return 1
+  fi
+  summary+=("$preset: $(grep -E 'tests passed|tests failed' "$log" | tail -1)")
+  rm -f "$log"
+}
+
+status=0
+run_preset ci || status=1
+run_preset release || status=1
+run_preset tsan || status=1
+
+echo "=== install test"
+rm -rf build/stage build/install-test
+if cmake --install build/release --prefix "$PWD/build/stage" >/dev/null \
+  && cmake -S tests/install -B build/install-test -G Ninja \
+       -DCMAKE_PREFIX_PATH="$PWD/build/stage" >/dev/null \
+  && cmake --build build/install-test \
+  && build/install-test/mayfly_install_consumer; then
+  summary+=("install: ok")
+else
+  summary+=("install: FAILED")
+  status=1
+fi
+
+echo "=== summary"
+printf '  %s\n' "${summary[@]}"
+exit $status
