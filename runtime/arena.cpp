@@ -65,24 +65,48 @@ nlohmann::json arena_pool::stats() const {
 
 // -- arena ----------------------------------------------------------------------
 
-arena::arena(arena_pool& pool) noexcept : pool_(&pool) {
-  pool.counters_.add(arena_pool::leases);
-  auto slot = pool.blocks_->acquire();
+arena_lease arena_pool::lease() noexcept {
+  counters_.add(leases);
+  auto slot = blocks_->acquire();
   if (slot == slot_pool::kNoSlot) {
-    pool.counters_.add(arena_pool::lease_failures);
-    return;
+    counters_.add(lease_failures);
+    return {};
   }
-  first_ = new (pool.blocks_->data(slot))
-    block_header{nullptr, slot, pool.blocks_->slot_size()};
+  return arena_lease{this, slot};
+}
+
+arena_lease& arena_lease::operator=(arena_lease&& other) noexcept {
+  arena_lease tmp{std::move(other)};
+  std::swap(pool_, tmp.pool_);
+  std::swap(slot_, tmp.slot_);
+  return *this;
+}
+
+arena_lease::~arena_lease() {
+  if (slot_ != slot_pool::kNoSlot) {
+    // Never turned into an arena: an arena that lived and died empty.
+    pool_->blocks_->release(slot_);
+    pool_->counters_.add(arena_pool::returns);
+  }
+}
+
+arena::arena(arena_lease lease) noexcept : pool_(lease.pool_) {
+  if (!lease)
+    return;
+  auto slot = std::exchange(lease.slot_, slot_pool::kNoSlot);
+  first_ = new (pool_->blocks_->data(slot))
+    block_header{nullptr, slot, pool_->blocks_->slot_size()};
   blocks_ = 1;
   start_block(first_);
 }
 
-arena::~arena() {
+void arena::release() noexcept {
   if (first_ == nullptr)
     return;
   reset();
-  release_block(first_);
+  release_block(std::exchange(first_, nullptr));
+  block_begin_ = cur_ = end_ = nullptr;
+  blocks_ = 0;
   pool_->counters_.add(arena_pool::returns);
 }
 

@@ -64,6 +64,39 @@
 namespace mayfly {
 
 class arena;
+class arena_pool;
+
+/// The first block of a future arena, leased from an `arena_pool`: lets a
+/// caller find out whether an arena can be had *before* paying for whatever
+/// will own it (the actor layer leases on the receive thread, then spawns the
+/// handler that builds its arena from the lease). Move-only; returns the
+/// block if dropped unused.
+class arena_lease {
+public:
+  arena_lease() noexcept = default;
+  arena_lease(arena_lease&& other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)),
+      slot_(std::exchange(other.slot_, slot_pool::kNoSlot)) {
+  }
+  arena_lease& operator=(arena_lease&& other) noexcept;
+  arena_lease(const arena_lease&) = delete;
+  arena_lease& operator=(const arena_lease&) = delete;
+  ~arena_lease();
+
+  /// Whether a block was obtained.
+  explicit operator bool() const noexcept {
+    return slot_ != slot_pool::kNoSlot;
+  }
+
+private:
+  friend class arena;
+  friend class arena_pool;
+  arena_lease(arena_pool* pool, uint32_t slot) noexcept
+    : pool_(pool), slot_(slot) {
+  }
+  arena_pool* pool_ = nullptr;
+  uint32_t slot_ = slot_pool::kNoSlot;
+};
 
 /// Sizes of the arena block pool.
 struct arena_pool_config {
@@ -95,6 +128,10 @@ public:
   };
 
   static result<std::unique_ptr<arena_pool>> make(arena_pool_config cfg);
+
+  /// Takes the first block of an arena; an empty lease when the pool is
+  /// exhausted (counted as a lease failure). O(1), no allocation.
+  arena_lease lease() noexcept;
 
   /// Arenas alive right now.
   int64_t leases_out() const noexcept {
@@ -133,6 +170,7 @@ public:
 
 private:
   friend class arena;
+  friend class arena_lease;
 
   arena_pool(std::unique_ptr<slot_pool> blocks, size_t max_arena_bytes);
 
@@ -150,10 +188,22 @@ public:
 
   /// Leases a first block from `pool`. Check `leased()`: false when the pool
   /// had no block (counted as a lease failure).
-  explicit arena(arena_pool& pool) noexcept;
+  explicit arena(arena_pool& pool) noexcept : arena(pool.lease()) {
+  }
+
+  /// Builds the arena on a block leased earlier; unleased if `lease` is
+  /// empty.
+  explicit arena(arena_lease lease) noexcept;
 
   /// Runs pending cleanups, returns every block. Any thread.
-  ~arena() override;
+  ~arena() override {
+    release();
+  }
+
+  /// Runs pending cleanups and returns every block now (the arena becomes
+  /// unleased; later allocations fail). Idempotent. The actor layer calls
+  /// this when a handler exits, before CAF frees the actor.
+  void release() noexcept;
 
   arena(const arena&) = delete;
   arena& operator=(const arena&) = delete;

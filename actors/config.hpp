@@ -1,0 +1,82 @@
+#pragma once
+
+/// @file
+/// `runtime_config`: everything a `mayfly::runtime` is configured with.
+///
+/// Set fields in code, or read them from JSON (a file or a string); the
+/// examples additionally apply command-line and `MAYFLY_*` environment
+/// overrides. A configuration file has one section per layer:
+///
+/// ```json
+/// {
+///   "runtime": { "workers": 2, "max_throughput": 64, "max_in_flight": 4096,
+///                "overload": "pause", "shutdown_deadline_ms": 5000,
+///                "detach_below_bytes": 256 },
+///   "memory":  { "buffers": { ... }, "arenas": { ... } },
+///   "net":     { ... },
+///   "stats":   { ... }
+/// }
+/// ```
+///
+/// Defaults (docs/guide.md, "Configuration"): workers = number of cores,
+/// max_throughput = 64 messages per actor per scheduling, max_in_flight =
+/// 4096 handlers per handler type, overload = pause, shutdown deadline 5 s,
+/// memory as in runtime/config.hpp.
+///
+/// Errors name the field, e.g. `runtime.max_in_flight: value out of range`.
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/config.hpp"
+#include "runtime/result.hpp"
+
+namespace mayfly {
+
+/// What the receive path does when a handler type is at `max_in_flight`.
+enum class overload_policy : uint8_t {
+  /// Stop reading the socket until handlers finish: the kernel queues, then
+  /// drops (counted via SO_RXQ_OVFL). Memory stays bounded.
+  pause,
+  /// Read and drop the datagram at once (counted as a policy drop).
+  drop,
+};
+
+/// Configuration of a runtime. See file comment.
+struct runtime_config {
+  /// CAF worker threads; 0 means one per core.
+  uint32_t workers = 0;
+  /// Messages an actor may process before yielding its worker.
+  uint32_t max_throughput = 64;
+  /// Handlers of one handler type alive at once (the in-flight bound).
+  uint32_t max_in_flight = 4096;
+  overload_policy overload = overload_policy::pause;
+  /// How long `stop()` waits for in-flight handlers before killing them.
+  uint32_t shutdown_deadline_ms = 5000;
+  /// `forward_detached` copies slices up to this size out of their binary
+  /// (so a stored key does not pin a whole datagram); larger ones are sent
+  /// as they are.
+  uint32_t detach_below_bytes = 256;
+  /// Use CAF's deterministic test coordinator instead of worker threads
+  /// (tests only: nothing runs until the test steps the scheduler).
+  bool testing_scheduler = false;
+  /// Pool sizes.
+  memory_config memory;
+};
+
+/// Parses a whole configuration document (see file comment) on top of
+/// `defaults`. Unknown top-level sections and unknown fields are errors;
+/// "net" and "stats" are left to the network layer.
+result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
+                                            runtime_config defaults = {});
+
+/// Reads and parses a JSON file. Errors name the file for I/O and syntax
+/// errors and the field for invalid values.
+result<nlohmann::json> read_config_file(const std::string& path);
+
+/// "pause" or "drop".
+const char* to_string(overload_policy x) noexcept;
+
+} // namespace mayfly

@@ -1,0 +1,190 @@
+#include "actors/handler.hpp"
+
+#include <algorithm>
+
+#include "actors/internal/handler_actor.hpp"
+#include "actors/runtime.hpp"
+
+namespace mayfly {
+
+datagram_sink::~datagram_sink() = default;
+
+namespace {
+
+int64_t now_ns() noexcept {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+// -- handler_type ----------------------------------------------------------------
+
+handler_type::handler_type(std::string name, handler_fn fn,
+                           uint32_t max_in_flight)
+  : name_(std::move(name)),
+    fn_(std::move(fn)),
+    max_in_flight_(max_in_flight),
+    credits_(max_in_flight) {
+}
+
+bool handler_type::try_admit() noexcept {
+  auto c = credits_.load(std::memory_order_relaxed);
+  for (;;) {
+    if (c <= 0) {
+      if (!reclaim())
+        return false;
+      c = credits_.load(std::memory_order_relaxed);
+      continue;
+    }
+    if (credits_.compare_exchange_weak(c, c - 1, std::memory_order_relaxed))
+      break;
+  }
+  counters_.add(spawned);
+  return true;
+}
+
+bool handler_type::reclaim() noexcept {
+  // Credits of finished handlers come back in bulk, so handler exits never
+  // touch the atomic that spawners use.
+  std::lock_guard<std::mutex> guard{reclaim_mtx_};
+  auto done = counters_.sum(exited);
+  auto gained = done - reclaimed_;
+  reclaimed_ = done;
+  if (gained > 0)
+    credits_.fetch_add(gained, std::memory_order_relaxed);
+  sample_peak();
+  return gained > 0 || credits_.load(std::memory_order_relaxed) > 0;
+}
+
+void handler_type::sample_peak() const noexcept {
+  auto now = in_flight();
+  auto seen = peak_.load(std::memory_order_relaxed);
+  while (now > seen
+         && !peak_.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+  }
+}
+
+int64_t handler_type::peak_in_flight() const noexcept {
+  sample_peak();
+  return peak_.load(std::memory_order_relaxed);
+}
+
+void handler_type::record_exit(int64_t lifetime_ns, size_t arena_high_water,
+                               uint32_t overflows) noexcept {
+  lifetime_ns_.record(static_cast<uint64_t>(std::max<int64_t>(lifetime_ns, 0)));
+  arena_bytes_.record(arena_high_water);
+  if (overflows > 0)
+    counters_.add(overflow_blocks, overflows);
+  counters_.add(exited);
+}
+
+nlohmann::json handler_type::stats() const {
+  auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
+  return {
+    {"spawned", count(spawned)},
+    {"finished", count(exited) - count(failed) - count(killed)},
+    {"failed", count(failed)},
+    {"killed", count(killed)},
+    {"in_flight", in_flight()},
+    {"peak_in_flight", peak_in_flight()},
+    {"max_in_flight", max_in_flight_},
+    {"rejected", count(rejected)},
+    {"no_arena", count(no_arena)},
+    {"lingered", count(lingered)},
+    {"replies", count(replies)},
+    {"reply_drops", count(reply_drops)},
+    {"lifetime_us",
+     {{"p50", us(lifetime_ns_.quantile(0.5))},
+      {"p99", us(lifetime_ns_.quantile(0.99))},
+      {"max", us(lifetime_ns_.max())}}},
+    {"arena",
+     {{"bytes_p50", arena_bytes_.quantile(0.5)},
+      {"bytes_p99", arena_bytes_.quantile(0.99)},
+      {"bytes_max", arena_bytes_.max()},
+      {"overflow_blocks", count(overflow_blocks)}}},
+  };
+}
+
+// -- handler_actor -----------------------------------------------------------------
+
+namespace detail {
+
+handler_actor::handler_actor(caf::actor_config& cfg, handler_type* type,
+                             runtime* rt, arena_lease lease, datagram d)
+  : caf::event_based_actor(cfg),
+    ctx_(this, type, rt, std::move(lease), std::move(d)),
+    rt_(rt),
+    born_ns_(now_ns()) {
+  // A function pointer: std::function stores it without allocating.
+  set_exception_handler(&handler_actor::on_exception);
+}
+
+handler_actor::~handler_actor() {
+  finish();
+}
+
+caf::behavior handler_actor::make_behavior() {
+  try {
+    ctx_.type().invoke(ctx_, ctx_.request());
+  } catch (const std::exception& e) {
+    fail(e.what());
+    return {};
+  } catch (...) {
+    fail("unknown exception");
+    return {};
+  }
+  if (alive()) {
+    // Awaiting responses or holding a behavior: tracked so that stop() can
+    // kill it if it is still around at the deadline.
+    ctx_.type().add(handler_type::lingered);
+    rt_->track_lingering(this);
+  }
+  return {};
+}
+
+void handler_actor::fail(const char* what) noexcept {
+  failed_ = true;
+  ctx_.type().add(handler_type::failed);
+  ctx_.type().failure_log().log("handler '%s' failed: %s",
+                                ctx_.type().name().c_str(), what);
+  quit(caf::exit_reason::unhandled_exception);
+}
+
+caf::error handler_actor::on_exception(caf::scheduled_actor* self,
+                                       std::exception_ptr& ptr) {
+  auto* h = static_cast<handler_actor*>(self);
+  try {
+    std::rethrow_exception(ptr);
+  } catch (const std::exception& e) {
+    h->fail(e.what());
+  } catch (...) {
+    h->fail("unknown exception");
+  }
+  return caf::exit_reason::unhandled_exception;
+}
+
+void handler_actor::on_exit() {
+  if (!failed_ && fail_state() != caf::error{}
+      && fail_state() != caf::exit_reason::normal
+      && fail_state() != caf::exit_reason::unhandled_exception)
+    ctx_.type().add(handler_type::killed);
+  finish();
+}
+
+void handler_actor::finish() noexcept {
+  if (finished_)
+    return;
+  finished_ = true;
+  if (tracked)
+    rt_->untrack_lingering(this);
+  auto high_water = ctx_.arena().high_water();
+  auto overflows = ctx_.arena().overflow_blocks();
+  ctx_.release();
+  ctx_.type().record_exit(now_ns() - born_ns_, high_water, overflows);
+}
+
+} // namespace detail
+
+} // namespace mayfly

@@ -1,0 +1,423 @@
+#include "actors/runtime.hpp"
+
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <mimalloc.h>
+
+#include "actors/internal/handler_actor.hpp"
+#include "runtime/heap.hpp"
+
+namespace mayfly {
+
+namespace {
+
+int64_t now_ns() noexcept {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+// Whether malloc is served by mimalloc in this process (link order or
+// LD_PRELOAD): shown in the stats, see README "Allocator note".
+bool malloc_is_mimalloc() {
+  void* p = std::malloc(16);
+  bool yes = mi_is_in_heap_region(p);
+  std::free(p);
+  return yes;
+}
+
+} // namespace
+
+nlohmann::json balance_report::to_json() const {
+  return {{"buffers_out", buffers_out},   {"arenas_out", arenas_out},
+          {"arena_blocks", arena_blocks}, {"slices_live", slices_live},
+          {"handlers", handlers},         {"zero", zero()}};
+}
+
+// -- construction -------------------------------------------------------------------
+
+runtime::runtime(runtime_config cfg) : cfg_(std::move(cfg)) {
+}
+
+std::optional<error_info> runtime::init_memory() {
+  auto buffers = buffer_pools::make(cfg_.memory.buffers);
+  if (!buffers) {
+    auto err = buffers.error();
+    if (err.subject.empty())
+      err.subject = "memory.buffers";
+    return err;
+  }
+  auto arenas = arena_pool::make(cfg_.memory.arenas);
+  if (!arenas) {
+    auto err = arenas.error();
+    if (err.subject.empty())
+      err.subject = "memory.arenas";
+    return err;
+  }
+  buffers_ = std::move(*buffers);
+  arenas_ = std::move(*arenas);
+  return std::nullopt;
+}
+
+result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
+  if (cfg.max_in_flight == 0) {
+    error_info err{errc::invalid_config, "must be > 0", 0,
+                   "runtime.max_in_flight"};
+    return err;
+  }
+  std::unique_ptr<runtime> rt{new runtime(std::move(cfg))};
+  if (auto err = rt->init_memory())
+    return *err;
+  auto& c = rt->cfg_;
+  if (c.workers == 0)
+    c.workers = std::max(1u, std::thread::hardware_concurrency());
+  rt->system_cfg_ = std::make_unique<caf::actor_system_config>();
+  auto& sys_cfg = *rt->system_cfg_;
+  sys_cfg.set("scheduler.max-threads", static_cast<size_t>(c.workers));
+  sys_cfg.set("scheduler.max-throughput", static_cast<size_t>(c.max_throughput));
+  if (c.testing_scheduler)
+    sys_cfg.set("scheduler.policy", caf::atom("testing"));
+  // (The add_error_category<T> template of CAF 0.17.6 does not compile.)
+  sys_cfg.add_error_category(
+    caf::atom("mayfly"),
+    [](uint8_t code, caf::atom_value, const caf::message& context) {
+      std::string text = "mayfly: ";
+      text += to_string(static_cast<errc>(code));
+      if (!context.empty())
+        text += " (" + caf::to_string(context) + ")";
+      return text;
+    });
+  rt->owned_system_ = std::make_unique<caf::actor_system>(sys_cfg);
+  rt->system_ = rt->owned_system_.get();
+  rt->init_stats();
+  return rt;
+}
+
+result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg,
+                                               caf::actor_system& system) {
+  std::unique_ptr<runtime> rt{new runtime(std::move(cfg))};
+  if (auto err = rt->init_memory())
+    return *err;
+  rt->cfg_.testing_scheduler = false;
+  rt->cfg_.workers = static_cast<uint32_t>(
+    system.scheduler().num_workers());
+  rt->system_ = &system;
+  rt->init_stats();
+  return rt;
+}
+
+void runtime::init_stats() {
+  started_ns_ = now_ns();
+  registrations_.push_back(
+    stats_.add("/runtime", [this] { return runtime_stats(); }));
+  registrations_.push_back(
+    stats_.add("/pools", [this] { return buffers_->stats(); }));
+  registrations_.push_back(
+    stats_.add("/arenas", [this] { return arenas_->stats(); }));
+  registrations_.push_back(stats_.add("/binaries", [] {
+    return nlohmann::json{{"live_slices", slice::live_count()},
+                          {"viewed_bytes", slice::viewed_bytes()},
+                          {"dedicated_live", dedicated_binaries::live()},
+                          {"dedicated_bytes", dedicated_binaries::live_bytes()},
+                          {"heap_allocations", heap_allocations()}};
+  }));
+}
+
+nlohmann::json runtime::runtime_stats() const {
+  static const bool mimalloc = malloc_is_mimalloc();
+  auto st = state_.load();
+  const char* state_name = st == state::created    ? "created"
+                           : st == state::running  ? "running"
+                           : st == state::stopping ? "stopping"
+                                                   : "stopped";
+  return {
+    {"state", state_name},
+    {"uptime_s", static_cast<double>(now_ns() - started_ns_) / 1e9},
+    {"workers", cfg_.workers},
+    {"max_throughput", cfg_.max_throughput},
+    {"max_in_flight", cfg_.max_in_flight},
+    {"overload", to_string(cfg_.overload)},
+    {"malloc_is_mimalloc", mimalloc},
+    {"in_flight", in_flight()},
+    {"balance", balance().to_json()},
+  };
+}
+
+runtime::~runtime() {
+  stop();
+  registrations_.clear();
+  auto b = balance();
+  if (b.buffers_out != 0 || b.arena_blocks != 0) {
+    // A slice or arena outlived the runtime (held by code outside its
+    // actors). Unmapping the pools would let it dangle: keep them.
+    std::fprintf(stderr,
+                 "mayfly: runtime destroyed with %lld buffers and %lld arena "
+                 "blocks still held; leaking the pools to keep them valid\n",
+                 static_cast<long long>(b.buffers_out),
+                 static_cast<long long>(b.arena_blocks));
+    (void) buffers_.release();
+    (void) arenas_.release();
+  }
+}
+
+// -- lifecycle ------------------------------------------------------------------------
+
+void runtime::start() {
+  auto expected = state::created;
+  state_.compare_exchange_strong(expected, state::running);
+}
+
+void runtime::request_stop() noexcept {
+  {
+    std::lock_guard<std::mutex> guard{stop_mtx_};
+    stop_requested_ = true;
+  }
+  stop_cv_.notify_all();
+}
+
+void runtime::run() {
+  start();
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> guard{stop_mtx_};
+      if (stop_requested_)
+        break;
+    }
+    // Poll for a termination signal (blocked by block_termination_signals)
+    // every 100 ms; request_stop() is seen within that time.
+    timespec timeout{0, 100 * 1000 * 1000};
+    if (sigtimedwait(&signals, nullptr, &timeout) > 0)
+      break;
+  }
+  stop();
+}
+
+void block_termination_signals() noexcept {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+void runtime::drive() {
+  if (testing()) {
+    auto& sched
+      = dynamic_cast<caf::scheduler::test_coordinator&>(system_->scheduler());
+    sched.run();
+    return;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+bool runtime::wait_until(const std::function<bool()>& done,
+                         int64_t deadline_ms) {
+  auto deadline = now_ns() + deadline_ms * 1000000;
+  while (!done()) {
+    if (now_ns() >= deadline)
+      return false;
+    drive();
+  }
+  return true;
+}
+
+void runtime::stop() {
+  auto st = state_.load();
+  if (st == state::stopped || st == state::stopping)
+    return;
+  state_.store(state::stopping);
+  // 1. Ingress: endpoints stop reading and dispatching.
+  std::vector<std::pair<uint64_t, std::function<void()>>> ingress;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ingress.swap(ingress_);
+  }
+  for (auto& entry : ingress)
+    entry.second();
+  // 2. Drain in-flight handlers, then kill what is left.
+  if (!wait_until([this] { return in_flight() == 0; },
+                  cfg_.shutdown_deadline_ms)) {
+    kill_lingering();
+    wait_until([this] { return in_flight() == 0; }, 1000);
+  }
+  // 3. Long-lived actors.
+  stop_long_lived();
+  // 4. An owned system waits for every actor before it is destroyed.
+  if (owned_system_ != nullptr) {
+    if (testing())
+      drive();
+    else
+      owned_system_->await_all_actors_done();
+  }
+  state_.store(state::stopped);
+  auto b = balance();
+  if (!b.zero())
+    std::fprintf(stderr, "mayfly: unbalanced after stop: %s\n",
+                 b.to_json().dump().c_str());
+}
+
+void runtime::stop_long_lived() {
+  std::vector<caf::actor> actors;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    actors.swap(long_lived_);
+  }
+  if (actors.empty())
+    return;
+  if (testing()) {
+    for (auto& a : actors)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    actors.clear();
+    drive();
+    return;
+  }
+  // Monitor, then ask each to exit, then wait for the down messages (bounded
+  // by the deadline), so a borrowed system also sees them gone.
+  caf::scoped_actor self{*system_};
+  for (auto& a : actors) {
+    self->monitor(a);
+    self->send_exit(a, caf::exit_reason::user_shutdown);
+  }
+  size_t down = 0;
+  bool timed_out = false;
+  self->receive_while([&] { return down < actors.size() && !timed_out; })(
+    [&](caf::down_msg&) { ++down; },
+    caf::after(std::chrono::milliseconds(cfg_.shutdown_deadline_ms))
+      >> [&] { timed_out = true; });
+  if (timed_out)
+    std::fprintf(stderr,
+                 "mayfly: %zu long-lived actors ignored user_shutdown\n",
+                 actors.size() - down);
+  actors.clear();
+}
+
+// -- handlers ----------------------------------------------------------------------
+
+handler_type& runtime::add_handler(std::string name, handler_fn fn) {
+  return add_handler(std::move(name), std::move(fn), cfg_.max_in_flight);
+}
+
+handler_type& runtime::add_handler(std::string name, handler_fn fn,
+                                   uint32_t max_in_flight) {
+  for (auto& h : handlers_)
+    MAYFLY_ASSERT(h.name() != name); // handler type names are unique
+  auto& h = handlers_.emplace_back(std::move(name), std::move(fn),
+                                   std::max(1u, max_in_flight));
+  registrations_.push_back(
+    stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); }));
+  return h;
+}
+
+dispatch_status runtime::dispatch(handler_type& type, datagram& d) noexcept {
+  if (state_.load(std::memory_order_acquire) != state::running)
+    return dispatch_status::not_running;
+  auto lease = arenas_->lease();
+  if (!lease)
+    return dispatch_status::no_arena;
+  if (!type.try_admit())
+    return dispatch_status::overloaded;
+  // The handle returned by spawn is dropped at once: the actor lives on its
+  // own until it terminates.
+  system_->spawn<detail::handler_actor>(&type, this, std::move(lease),
+                                        std::move(d));
+  return dispatch_status::spawned;
+}
+
+int64_t runtime::in_flight() const noexcept {
+  int64_t n = 0;
+  for (auto& h : handlers_)
+    n += h.in_flight();
+  return n;
+}
+
+balance_report runtime::balance() const noexcept {
+  balance_report b;
+  b.buffers_out = buffers_ ? buffers_->outstanding() : 0;
+  b.arenas_out = arenas_ ? arenas_->leases_out() : 0;
+  b.arena_blocks = arenas_ ? arenas_->blocks_in_use() : 0;
+  b.slices_live = slice::live_count();
+  b.handlers = in_flight();
+  return b;
+}
+
+// -- tracking ---------------------------------------------------------------------------
+
+void runtime::track(caf::actor handle) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  long_lived_.push_back(std::move(handle));
+}
+
+uint64_t runtime::add_ingress(std::function<void()> stop_fn) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto id = next_ingress_id_++;
+  ingress_.emplace_back(id, std::move(stop_fn));
+  return id;
+}
+
+void runtime::remove_ingress(uint64_t id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto i = ingress_.begin(); i != ingress_.end(); ++i)
+    if (i->first == id) {
+      ingress_.erase(i);
+      return;
+    }
+}
+
+void runtime::track_lingering(detail::handler_actor* h) noexcept {
+  std::lock_guard<std::mutex> guard{lingering_mtx_};
+  if (h->tracked)
+    return;
+  h->tracked = true;
+  h->prev_lingering = nullptr;
+  h->next_lingering = lingering_;
+  if (lingering_ != nullptr)
+    lingering_->prev_lingering = h;
+  lingering_ = h;
+}
+
+void runtime::untrack_lingering(detail::handler_actor* h) noexcept {
+  std::lock_guard<std::mutex> guard{lingering_mtx_};
+  if (!h->tracked)
+    return;
+  h->tracked = false;
+  if (h->prev_lingering != nullptr)
+    h->prev_lingering->next_lingering = h->next_lingering;
+  else
+    lingering_ = h->next_lingering;
+  if (h->next_lingering != nullptr)
+    h->next_lingering->prev_lingering = h->prev_lingering;
+  h->prev_lingering = h->next_lingering = nullptr;
+}
+
+void runtime::kill_lingering() {
+  // Upgrade through weak references: an actor whose last strong reference
+  // is going away right now is skipped instead of resurrected.
+  std::vector<caf::strong_actor_ptr> victims;
+  {
+    std::lock_guard<std::mutex> guard{lingering_mtx_};
+    for (auto* h = lingering_; h != nullptr; h = h->next_lingering) {
+      caf::weak_actor_ptr weak{h->ctrl()};
+      if (auto strong = weak.lock())
+        victims.push_back(std::move(strong));
+    }
+  }
+  if (!victims.empty())
+    std::fprintf(stderr,
+                 "mayfly: killing %zu handlers still alive at the shutdown "
+                 "deadline\n",
+                 victims.size());
+  for (auto& v : victims)
+    caf::anon_send_exit(v, caf::exit_reason::kill);
+}
+
+} // namespace mayfly

@@ -1,0 +1,269 @@
+#pragma once
+
+/// @file
+/// `mayfly::runtime`: the object a service embeds.
+///
+/// It owns the CAF actor system (or borrows the service's own), the buffer
+/// pools, the arena pool, the stats registry and the registered handler
+/// types. Network endpoints (net/) attach to it and call `dispatch` for every
+/// datagram.
+///
+/// ```cpp
+/// auto rt = mayfly::runtime::make(cfg);          // pools, CAF system
+/// if (!rt) { report(rt.error().message()); }
+/// auto totals = (*rt)->spawn(aggregator);         // long-lived CAF actor
+/// auto& h = (*rt)->add_handler("ingest", fn);     // handler type
+/// mayfly::udp_endpoint ep{**rt, h, {...}};        // net/: receive + reply
+/// (*rt)->run();                                   // until SIGINT/SIGTERM
+/// ```
+///
+/// **Two ways to run.** `run()` owns the calling thread until a termination
+/// signal or `request_stop()`; `start()`/`stop()` fit a service that has its
+/// own main loop and threads. A runtime can also borrow a service's existing
+/// `caf::actor_system` (`make(cfg, system)`): it then never stops or waits
+/// for actors it did not spawn.
+///
+/// **Shutdown** (`stop()`, also from the destructor; a second call is
+/// harmless): stop ingress (every endpoint registered with `add_ingress`) →
+/// wait up to `shutdown_deadline_ms` for in-flight handlers → kill the rest
+/// (counted) → send `user_shutdown` to long-lived actors spawned through
+/// `spawn` → drop their handles → wait for them (`await_all_actors_done` on
+/// an owned system) → check balances. `balance()` is then all zero unless a
+/// slice escaped to code outside the runtime's actors; the runtime says so
+/// on stderr and keeps its pools mapped rather than let a slice dangle.
+///
+/// **Threads.** `dispatch`, `spawn`, `request_stop`, `balance`, and
+/// `collect_stats` may be called from any thread. `start`, `stop`, `run`
+/// and `add_handler` from one controlling thread.
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/config.hpp"
+#include "actors/datagram.hpp"
+#include "actors/errors.hpp"
+#include "actors/handler.hpp"
+#include "runtime/arena.hpp"
+#include "runtime/buffer_pool.hpp"
+#include "runtime/stats_registry.hpp"
+
+namespace mayfly {
+
+namespace detail {
+class handler_actor;
+} // namespace detail
+
+/// Outstanding resources; all zero after a clean `stop()`.
+struct balance_report {
+  int64_t buffers_out = 0;   ///< pool slots plus dedicated binaries held
+  int64_t arenas_out = 0;    ///< arenas alive
+  int64_t arena_blocks = 0;  ///< arena blocks out of the pool
+  int64_t slices_live = 0;   ///< live slices, process-wide
+  int64_t handlers = 0;      ///< handlers in flight, all types
+
+  bool zero() const noexcept {
+    return buffers_out == 0 && arenas_out == 0 && arena_blocks == 0
+           && slices_live == 0 && handlers == 0;
+  }
+
+  nlohmann::json to_json() const;
+};
+
+/// What `dispatch` did with a datagram.
+enum class dispatch_status : uint8_t {
+  spawned,     ///< a handler took it (the datagram was moved from)
+  overloaded,  ///< the handler type is at max_in_flight (datagram untouched)
+  no_arena,    ///< the arena pool is exhausted (datagram untouched)
+  not_running, ///< the runtime is stopping or stopped (datagram untouched)
+};
+
+/// The embeddable runtime. See file comment.
+class runtime {
+public:
+  /// Creates pools and an owned CAF actor system. Fails with a message that
+  /// names the invalid field.
+  static result<std::unique_ptr<runtime>> make(runtime_config cfg);
+
+  /// Creates pools and borrows `system` (which must outlive the runtime).
+  /// `workers`, `max_throughput` and `testing_scheduler` are then the
+  /// system's business and ignored.
+  static result<std::unique_ptr<runtime>> make(runtime_config cfg,
+                                               caf::actor_system& system);
+
+  /// Stops (see `stop`), then releases the pools.
+  ~runtime();
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  // -- lifecycle --------------------------------------------------------------
+
+  /// Lets endpoints dispatch. Idempotent.
+  void start();
+
+  /// Graceful, complete shutdown (see file comment). Idempotent.
+  void stop();
+
+  /// `start()`, then blocks until a termination signal (SIGINT, SIGTERM) or
+  /// `request_stop()`, then `stop()`. Call `block_termination_signals()`
+  /// first thing in `main` so that the signals reach this thread.
+  void run();
+
+  /// Makes `run()` return. Any thread (not a signal handler).
+  void request_stop() noexcept;
+
+  bool running() const noexcept {
+    return state_.load(std::memory_order_acquire) == state::running;
+  }
+
+  // -- handlers ---------------------------------------------------------------
+
+  /// Registers a handler type named `name` (unique) with the configured
+  /// `max_in_flight`. The returned reference lives as long as the runtime.
+  handler_type& add_handler(std::string name, handler_fn fn);
+
+  /// As above with its own in-flight bound.
+  handler_type& add_handler(std::string name, handler_fn fn,
+                            uint32_t max_in_flight);
+
+  /// Spawns a handler of `type` for `d`. Any thread; ~1 us of the calling
+  /// thread. Moves from `d` only when it returns `spawned`; otherwise the
+  /// caller decides (drop or retry: `overload_policy`) and counts.
+  dispatch_status dispatch(handler_type& type, datagram& d) noexcept;
+
+  /// Handlers in flight over all types.
+  int64_t in_flight() const noexcept;
+
+  // -- long-lived actors -------------------------------------------------------
+
+  /// Spawns a long-lived actor (any CAF spawn form); it is told to exit with
+  /// `user_shutdown` at `stop()`.
+  template <class... Ts>
+  auto spawn(Ts&&... xs) {
+    auto handle = system_->spawn(std::forward<Ts>(xs)...);
+    track(caf::actor_cast<caf::actor>(handle));
+    return handle;
+  }
+
+  /// As `spawn` for a class-based actor `T`.
+  template <class T, class... Ts>
+  auto spawn(Ts&&... xs) {
+    auto handle = system_->template spawn<T>(std::forward<Ts>(xs)...);
+    track(caf::actor_cast<caf::actor>(handle));
+    return handle;
+  }
+
+  // -- ingress ----------------------------------------------------------------
+
+  /// Registers `stop_fn`, called first thing in `stop()` (endpoints stop
+  /// reading). Returns an id for `remove_ingress`.
+  uint64_t add_ingress(std::function<void()> stop_fn);
+
+  /// Unregisters an ingress (an endpoint destroyed before the runtime).
+  void remove_ingress(uint64_t id);
+
+  // -- resources --------------------------------------------------------------
+
+  caf::actor_system& system() noexcept {
+    return *system_;
+  }
+
+  buffer_pools& buffers() noexcept {
+    return *buffers_;
+  }
+
+  arena_pool& arenas() noexcept {
+    return *arenas_;
+  }
+
+  stats_registry& stats() noexcept {
+    return stats_;
+  }
+
+  const runtime_config& config() const noexcept {
+    return cfg_;
+  }
+
+  /// Outstanding resources now (see `balance_report`).
+  balance_report balance() const noexcept;
+
+  /// The whole statistics document (docs/stats.md).
+  nlohmann::json collect_stats() const {
+    return stats_.collect();
+  }
+
+  /// Whether the test coordinator drives this runtime's actors.
+  bool testing() const noexcept {
+    return cfg_.testing_scheduler && owned_system_ != nullptr;
+  }
+
+  // -- used by handler actors -------------------------------------------------
+
+  /// Registers a handler that outlived its function (awaits responses), so
+  /// that `stop()` can kill it after the deadline. No allocation.
+  void track_lingering(detail::handler_actor* h) noexcept;
+
+  /// Unregisters it (its `on_exit` or destructor). Idempotent.
+  void untrack_lingering(detail::handler_actor* h) noexcept;
+
+private:
+  enum class state : uint8_t { created, running, stopping, stopped };
+
+  explicit runtime(runtime_config cfg);
+  std::optional<error_info> init_memory();
+  void init_stats();
+  void track(caf::actor handle);
+  /// Lets actors make progress: runs the test coordinator, or sleeps 1 ms.
+  void drive();
+  bool wait_until(const std::function<bool()>& done, int64_t deadline_ms);
+  void kill_lingering();
+  void stop_long_lived();
+  nlohmann::json runtime_stats() const;
+
+  runtime_config cfg_;
+  std::atomic<state> state_{state::created};
+  int64_t started_ns_ = 0;
+
+  // Declaration order is destruction order in reverse: pools outlive the
+  // actor system (actors release binaries and arenas while it shuts down).
+  std::unique_ptr<buffer_pools> buffers_;
+  std::unique_ptr<arena_pool> arenas_;
+  stats_registry stats_;
+  std::deque<handler_type> handlers_;
+  std::unique_ptr<caf::actor_system_config> system_cfg_;
+  std::unique_ptr<caf::actor_system> owned_system_;
+  caf::actor_system* system_ = nullptr;
+
+  std::mutex mtx_;
+  std::vector<caf::actor> long_lived_;                          // mtx_
+  std::vector<std::pair<uint64_t, std::function<void()>>> ingress_; // mtx_
+  uint64_t next_ingress_id_ = 1;                                // mtx_
+
+  std::mutex lingering_mtx_;
+  detail::handler_actor* lingering_ = nullptr; // intrusive list, lingering_mtx_
+
+  std::mutex stop_mtx_;
+  std::condition_variable stop_cv_;
+  bool stop_requested_ = false; // stop_mtx_
+
+  std::vector<stats_registry::registration> registrations_;
+};
+
+/// Blocks SIGINT and SIGTERM in the calling thread and every thread it
+/// creates afterwards, so that `runtime::run()` receives them with
+/// `sigtimedwait`. Call first thing in `main`, before creating a runtime.
+void block_termination_signals() noexcept;
+
+} // namespace mayfly
