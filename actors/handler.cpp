@@ -3,11 +3,14 @@
 #include <algorithm>
 
 #include "actors/internal/handler_actor.hpp"
+#include "actors/ingress.hpp"
 #include "actors/runtime.hpp"
 
 namespace mayfly {
 
 datagram_sink::~datagram_sink() = default;
+
+ingress::~ingress() = default;
 
 namespace {
 

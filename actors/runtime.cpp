@@ -236,14 +236,15 @@ void runtime::stop() {
   if (st == state::stopped || st == state::stopping)
     return;
   state_.store(state::stopping);
-  // 1. Ingress: endpoints stop reading and dispatching.
-  std::vector<std::pair<uint64_t, std::function<void()>>> ingress;
+  // 1. Ingress: endpoints stop reading and dispatching (replies still go).
+  std::vector<ingress*> sources;
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    ingress.swap(ingress_);
+    for (auto& i : ingresses_)
+      sources.push_back(i.get());
   }
-  for (auto& entry : ingress)
-    entry.second();
+  for (auto* i : sources)
+    i->stop_receiving();
   // 2. Drain in-flight handlers, then kill what is left.
   if (!wait_until([this] { return in_flight() == 0; },
                   cfg_.shutdown_deadline_ms)) {
@@ -259,6 +260,9 @@ void runtime::stop() {
     else
       owned_system_->await_all_actors_done();
   }
+  // 5. Endpoints: flush the last replies, join threads, release buffers.
+  for (auto* i : sources)
+    i->close();
   state_.store(state::stopped);
   auto b = balance();
   if (!b.zero())
@@ -357,20 +361,19 @@ void runtime::track(caf::actor handle) {
   long_lived_.push_back(std::move(handle));
 }
 
-uint64_t runtime::add_ingress(std::function<void()> stop_fn) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  auto id = next_ingress_id_++;
-  ingress_.emplace_back(id, std::move(stop_fn));
-  return id;
-}
-
-void runtime::remove_ingress(uint64_t id) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  for (auto i = ingress_.begin(); i != ingress_.end(); ++i)
-    if (i->first == id) {
-      ingress_.erase(i);
-      return;
-    }
+ingress& runtime::attach(std::unique_ptr<ingress> source) {
+  auto* ptr = source.get();
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    ingresses_.push_back(std::move(source));
+  }
+  registrations_.push_back(
+    stats_.add("/net/" + ptr->name(), [ptr] { return ptr->stats(); }));
+  if (state_.load() == state::stopped || state_.load() == state::stopping) {
+    ptr->stop_receiving();
+    ptr->close();
+  }
+  return *ptr;
 }
 
 void runtime::track_lingering(detail::handler_actor* h) noexcept {

@@ -24,7 +24,7 @@
 /// for actors it did not spawn.
 ///
 /// **Shutdown** (`stop()`, also from the destructor; a second call is
-/// harmless): stop ingress (every endpoint registered with `add_ingress`) →
+/// harmless): stop ingress (every endpoint `attach`ed stops receiving) →
 /// wait up to `shutdown_deadline_ms` for in-flight handlers → kill the rest
 /// (counted) → send `user_shutdown` to long-lived actors spawned through
 /// `spawn` → drop their handles → wait for them (`await_all_actors_done` on
@@ -55,6 +55,7 @@
 #include "actors/datagram.hpp"
 #include "actors/errors.hpp"
 #include "actors/handler.hpp"
+#include "actors/ingress.hpp"
 #include "runtime/arena.hpp"
 #include "runtime/buffer_pool.hpp"
 #include "runtime/stats_registry.hpp"
@@ -167,12 +168,11 @@ public:
 
   // -- ingress ----------------------------------------------------------------
 
-  /// Registers `stop_fn`, called first thing in `stop()` (endpoints stop
-  /// reading). Returns an id for `remove_ingress`.
-  uint64_t add_ingress(std::function<void()> stop_fn);
-
-  /// Unregisters an ingress (an endpoint destroyed before the runtime).
-  void remove_ingress(uint64_t id);
+  /// Takes ownership of `source` (a UDP endpoint, the stats endpoint): its
+  /// statistics appear under "/net/<name>", and `stop()` stops and closes it
+  /// (see actors/ingress.hpp). Returns a reference valid as long as the
+  /// runtime.
+  ingress& attach(std::unique_ptr<ingress> source);
 
   // -- resources --------------------------------------------------------------
 
@@ -242,14 +242,13 @@ private:
   std::unique_ptr<arena_pool> arenas_;
   stats_registry stats_;
   std::deque<handler_type> handlers_;
+  std::vector<std::unique_ptr<ingress>> ingresses_; // mtx_ for adding
   std::unique_ptr<caf::actor_system_config> system_cfg_;
   std::unique_ptr<caf::actor_system> owned_system_;
   caf::actor_system* system_ = nullptr;
 
   std::mutex mtx_;
   std::vector<caf::actor> long_lived_;                          // mtx_
-  std::vector<std::pair<uint64_t, std::function<void()>>> ingress_; // mtx_
-  uint64_t next_ingress_id_ = 1;                                // mtx_
 
   std::mutex lingering_mtx_;
   detail::handler_actor* lingering_ = nullptr; // intrusive list, lingering_mtx_

@@ -4,10 +4,34 @@
 
 namespace mayfly {
 
+slice send_packer::pack(std::string_view bytes) noexcept {
+  auto n = bytes.size();
+  if (n > pools_->standard().slot_size()) {
+    // Too large to pack: a buffer of its own from the class that fits.
+    auto buf = pools_->acquire(n);
+    if (!buf)
+      return {};
+    std::memcpy(buf->data(), bytes.data(), n);
+    ++large_;
+    return std::move(*buf).freeze(n);
+  }
+  if (!current_ || current_.capacity() < n) {
+    // Never split a datagram: start a fresh buffer. The old one stays alive
+    // through the slices of the datagrams already in it.
+    current_ = pools_->standard().try_acquire();
+    if (!current_)
+      return {};
+    ++buffers_;
+  }
+  if (n > 0)
+    std::memcpy(current_.data(), bytes.data(), n);
+  return current_.split_to(n);
+}
+
 datagram_writer::datagram_writer(buffer_pools& pools, uint32_t max_batch)
-  : pools_(&pools),
-    max_batch_(max_batch > 0 ? max_batch : 1),
-    queue_(new outgoing_datagram[max_batch_]) {
+  : max_batch_(max_batch > 0 ? max_batch : 1),
+    queue_(new outgoing_datagram[max_batch_]),
+    packer_(pools) {
 }
 
 bool datagram_writer::enqueue(const udp_address& to, slice payload) noexcept {
@@ -25,34 +49,15 @@ bool datagram_writer::write(const udp_address& to,
     ++stats_.batch_full;
     return false;
   }
-  auto n = bytes.size();
-  auto standard_size = pools_->standard().slot_size();
-  if (n > standard_size) {
-    // Too large to pack: a buffer of its own from the class that fits.
-    auto buf = pools_->acquire(n);
-    if (!buf) {
-      ++stats_.no_buffer;
-      return false;
-    }
-    std::memcpy(buf->data(), bytes.data(), n);
-    ++stats_.large;
-    ++stats_.copied;
-    return enqueue(to, std::move(*buf).freeze(n));
+  auto packed = packer_.pack(bytes);
+  stats_.buffers = packer_.buffers();
+  stats_.large = packer_.large();
+  if (!packed.has_owner()) {
+    ++stats_.no_buffer;
+    return false;
   }
-  if (!current_ || current_.capacity() < n) {
-    // Never split a datagram: start a fresh buffer. The old one stays alive
-    // through the slices of the datagrams already in it.
-    current_ = pools_->standard().try_acquire();
-    if (!current_) {
-      ++stats_.no_buffer;
-      return false;
-    }
-    ++stats_.buffers;
-  }
-  if (n > 0)
-    std::memcpy(current_.data(), bytes.data(), n);
   ++stats_.copied;
-  return enqueue(to, current_.split_to(n));
+  return enqueue(to, std::move(packed));
 }
 
 bool datagram_writer::write(const udp_address& to, slice payload) noexcept {
@@ -95,7 +100,7 @@ void datagram_writer::consume(size_t n) noexcept {
 
 void datagram_writer::clear() noexcept {
   consume(pending());
-  current_ = mutable_buffer{};
+  packer_.release();
 }
 
 } // namespace mayfly

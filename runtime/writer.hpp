@@ -40,6 +40,49 @@
 
 namespace mayfly {
 
+/// Packs byte strings back to back into standard pool buffers, turning each
+/// into a slice; never splits one; larger ones get a jumbo or dedicated
+/// buffer of their own. The packing half of `datagram_writer`, usable alone
+/// by a thread that hands the slices to someone else (a reply queue).
+///
+/// Holds one writable buffer between calls; `release()` gives it back.
+/// Not thread-safe. `pack` is one memcpy, no allocation while the pool has
+/// slots.
+class send_packer {
+public:
+  explicit send_packer(buffer_pools& pools) noexcept : pools_(&pools) {
+  }
+
+  send_packer(const send_packer&) = delete;
+  send_packer& operator=(const send_packer&) = delete;
+
+  /// Copies `bytes` into a send buffer and returns them as a slice; an empty,
+  /// ownerless slice when no buffer could be had (check `has_owner()`).
+  slice pack(std::string_view bytes) noexcept;
+
+  /// Gives the current (partly filled) buffer back; packed slices keep it
+  /// alive until they are dropped.
+  void release() noexcept {
+    current_ = mutable_buffer{};
+  }
+
+  /// Standard buffers started so far.
+  uint64_t buffers() const noexcept {
+    return buffers_;
+  }
+
+  /// Strings that needed a jumbo or dedicated buffer.
+  uint64_t large() const noexcept {
+    return large_;
+  }
+
+private:
+  buffer_pools* pools_;
+  mutable_buffer current_;
+  uint64_t buffers_ = 0;
+  uint64_t large_ = 0;
+};
+
 /// One queued datagram: destination and bytes.
 struct outgoing_datagram {
   udp_address to;
@@ -114,12 +157,11 @@ public:
 private:
   bool enqueue(const udp_address& to, slice payload) noexcept;
 
-  buffer_pools* pools_;
   uint32_t max_batch_;
   uint32_t head_ = 0;
   uint32_t tail_ = 0;
   std::unique_ptr<outgoing_datagram[]> queue_;
-  mutable_buffer current_;
+  send_packer packer_;
   writer_stats stats_;
 };
 

@@ -1,0 +1,41 @@
+#pragma once
+
+/// @file
+/// `ingress`: something that feeds datagrams into a runtime and sends
+/// handlers' replies (a UDP endpoint), or serves its statistics (the HTTP
+/// stats endpoint). The runtime owns its ingresses and shuts them down in
+/// two steps around the drain of in-flight handlers:
+///
+/// 1. `stop_receiving()` first thing in `runtime::stop()`: no new datagram
+///    is dispatched; replies are still sent.
+/// 2. `close()` after every handler and long-lived actor is gone: flush
+///    pending replies, join threads, release every buffer held.
+///
+/// Because the runtime owns them, a handler can never reply to an endpoint
+/// that no longer exists.
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace mayfly {
+
+/// A source of datagrams owned by the runtime. See file comment.
+class ingress {
+public:
+  virtual ~ingress();
+
+  /// A short name for statistics and logs, e.g. "udp:127.0.0.1:9000".
+  virtual std::string name() const = 0;
+
+  /// Stops dispatching new datagrams. Idempotent; returns quickly.
+  virtual void stop_receiving() noexcept = 0;
+
+  /// Flushes and releases everything; joins threads. Idempotent.
+  virtual void close() noexcept = 0;
+
+  /// Statistics as JSON (docs/stats.md, "net").
+  virtual nlohmann::json stats() const = 0;
+};
+
+} // namespace mayfly

@@ -1,0 +1,158 @@
+#pragma once
+
+// One IO thread of a udp_endpoint: a socket, its receive batch, its reply
+// queue and its sender (not installed). See net/udp_endpoint.hpp.
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/datagram.hpp"
+#include "actors/handler.hpp"
+#include "net/socket.hpp"
+#include "net/udp_endpoint.hpp"
+#include "runtime/bounded_queue.hpp"
+#include "runtime/counters.hpp"
+#include "runtime/writer.hpp"
+
+namespace mayfly {
+class runtime;
+} // namespace mayfly
+
+namespace mayfly::detail {
+
+class io_loop final : public datagram_sink {
+public:
+  /// Counters written by the IO thread only (single writer, relaxed).
+  enum io_counter : size_t {
+    datagrams_in,
+    bytes_in,
+    recv_calls,
+    recv_errors,
+    truncated,
+    spilled,
+    large_drops,
+    kernel_drops,
+    policy_drops,
+    paused,
+    pool_waits,
+    shutdown_drops,
+    datagrams_out,
+    bytes_out,
+    send_calls,
+    send_errors,
+    send_blocked,
+    polls,
+    num_io_counters,
+  };
+
+  /// Counters written by worker threads (sharded).
+  enum worker_counter : size_t {
+    replies_queued,
+    reply_queue_full,
+    reply_no_buffer,
+    reply_after_close,
+    wakeups,
+    num_worker_counters,
+  };
+
+  io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
+          udp_socket sock);
+  ~io_loop() override;
+
+  void start();
+  void stop_receiving() noexcept;
+  void close() noexcept;
+
+  bool send(const udp_address& to, slice payload) noexcept override;
+  bool send_copy(const udp_address& to, std::string_view bytes) noexcept override;
+
+  int64_t io_count(io_counter c) const noexcept {
+    return io_[c].load(std::memory_order_relaxed);
+  }
+
+  int64_t worker_count(worker_counter c) const noexcept {
+    return workers_.sum(c);
+  }
+
+  const udp_socket& socket() const noexcept {
+    return sock_;
+  }
+
+private:
+  struct reply {
+    udp_address to;
+    slice payload;
+  };
+
+  struct alignas(64) packer_slot {
+    std::mutex mtx;
+    std::optional<send_packer> packer; // guarded by mtx
+  };
+
+  static constexpr size_t kPackerSlots = 64;
+  static constexpr size_t kControlBytes = 64;
+
+  void run() noexcept;
+  bool receive_batch() noexcept;
+  void process(size_t i, int64_t now) noexcept;
+  void deliver(datagram& d) noexcept;
+  bool retry_held() noexcept;
+  bool drain_replies() noexcept;
+  bool flush_writer() noexcept;
+  void idle(bool short_wait) noexcept;
+  void wake() noexcept;
+  void bump(io_counter c, int64_t n = 1) noexcept {
+    io_[c].store(io_[c].load(std::memory_order_relaxed) + n,
+                 std::memory_order_relaxed);
+  }
+
+  runtime* rt_;
+  handler_type* type_;
+  endpoint_config cfg_;
+  udp_socket sock_;
+  buffer_pools* pools_;
+  bool drop_on_overload_;
+  size_t slot_size_;
+  size_t spill_size_;
+  int event_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::atomic<bool> receiving_{true};
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> closed_{false};
+  bool blocked_ = false;   // last sendmmsg hit EAGAIN: wait for POLLOUT
+  bool exhausted_ = false; // no slot for the next recvmmsg
+  uint32_t last_ovfl_ = 0;
+
+  // Receive batch: slot i holds datagram i; spill i catches its tail when
+  // it is larger than a slot (copied into a jumbo binary then).
+  std::vector<mmsghdr> rmsgs_;
+  std::vector<iovec> riov_;
+  std::vector<udp_address> rnames_;
+  std::vector<char> rcontrol_;
+  std::vector<mutable_buffer> slots_;
+  std::byte* spill_ = nullptr; // batch * spill_size_ bytes, mmap'd
+  std::vector<datagram> held_; // paused datagrams, in order
+  size_t held_head_ = 0;
+
+  // Send side.
+  bounded_queue<reply> replies_;
+  datagram_writer writer_;
+  std::vector<mmsghdr> smsgs_;
+  std::vector<iovec> siov_;
+  std::unique_ptr<packer_slot[]> packers_;
+
+  std::atomic<int64_t> io_[num_io_counters] = {};
+  sharded_counters<num_worker_counters> workers_;
+};
+
+} // namespace mayfly::detail

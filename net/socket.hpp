@@ -1,0 +1,90 @@
+#pragma once
+
+/// @file
+/// `udp_socket`: a move-only UDP socket, and every socket system call mayfly
+/// makes, each wrapped once and returning errno as a value.
+///
+/// Nothing here throws; failures come back as `result` with
+/// `errc::system_error` and the errno. Not thread-safe as an object, but the
+/// kernel lets several threads send on one UDP socket at once.
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "runtime/address.hpp"
+#include "runtime/result.hpp"
+
+namespace mayfly {
+
+/// Socket options applied by `udp_socket::open`.
+struct socket_options {
+  /// SO_REUSEPORT: several sockets (one per receive thread) share the port.
+  bool reuse_port = false;
+  /// Receive buffer in bytes; 0 keeps the kernel default. As root,
+  /// SO_RCVBUFFORCE raises it beyond net.core.rmem_max.
+  uint32_t receive_buffer = 0;
+  /// Send buffer in bytes; 0 keeps the kernel default.
+  uint32_t send_buffer = 0;
+  /// SO_RXQ_OVFL: the kernel reports its drop counter with each datagram.
+  bool drop_counter = true;
+  /// UDP_GRO: receive coalesced segments (needs a GSO sender to matter).
+  bool gro = false;
+};
+
+/// A move-only UDP socket (Seastar's `file_desc` idea). See file comment.
+class udp_socket {
+public:
+  udp_socket() noexcept = default;
+
+  udp_socket(udp_socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+  }
+
+  udp_socket& operator=(udp_socket&& other) noexcept {
+    udp_socket tmp{std::move(other)};
+    std::swap(fd_, tmp.fd_);
+    return *this;
+  }
+
+  ~udp_socket();
+
+  /// A non-blocking socket bound to `local` with `opts` applied. Options the
+  /// kernel refuses are reported, except `receive_buffer` (falls back from
+  /// SO_RCVBUFFORCE to SO_RCVBUF) and `gro` (see `gro_enabled`).
+  static result<udp_socket> open(const udp_address& local,
+                                 const socket_options& opts) noexcept;
+
+  int fd() const noexcept {
+    return fd_;
+  }
+
+  explicit operator bool() const noexcept {
+    return fd_ >= 0;
+  }
+
+  /// The bound address (useful after binding port 0).
+  result<udp_address> local_address() const noexcept;
+
+  /// Effective receive buffer (what the kernel reports, i.e. doubled).
+  int receive_buffer() const noexcept;
+
+  /// Whether UDP_GRO was accepted by the kernel.
+  bool gro_enabled() const noexcept {
+    return gro_;
+  }
+
+  /// Connects (for clients: replies from other peers are then filtered).
+  result<bool> connect(const udp_address& peer) noexcept;
+
+  void close() noexcept;
+
+private:
+  explicit udp_socket(int fd) noexcept : fd_(fd) {
+  }
+
+  int fd_ = -1;
+  bool gro_ = false;
+};
+
+} // namespace mayfly

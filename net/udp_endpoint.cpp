@@ -1,0 +1,548 @@
+#include "net/udp_endpoint.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "actors/runtime.hpp"
+#include "net/internal/io_loop.hpp"
+#include "runtime/config.hpp"
+
+namespace mayfly {
+
+namespace {
+
+int64_t now_ns() noexcept {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+    .count();
+}
+
+constexpr size_t kMaxUdpPayload = 65535;
+
+} // namespace
+
+// -- configuration ----------------------------------------------------------------
+
+result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
+                                              endpoint_config cfg) {
+  config_reader top{doc, ""};
+  const auto& net = top.object("net");
+  if (!top.ok())
+    return top.error();
+  config_reader r{net, "net"};
+  r.only({"receive_threads", "batch", "receive_buffer", "send_buffer",
+          "reply_queue", "busy_poll_us"})
+    .read("receive_threads", cfg.receive_threads, 1, 64)
+    .read("batch", cfg.batch, 1, 1024)
+    .read("receive_buffer", cfg.receive_buffer, 0, 1u << 30)
+    .read("send_buffer", cfg.send_buffer, 0, 1u << 30)
+    .read("reply_queue", cfg.reply_queue, 16, 1u << 22)
+    .read("busy_poll_us", cfg.busy_poll_us, 0, 1000000);
+  if (!r.ok())
+    return r.error();
+  return cfg;
+}
+
+// -- udp_endpoint ---------------------------------------------------------------------
+
+udp_endpoint::udp_endpoint(runtime& rt, handler_type& type,
+                           endpoint_config cfg)
+  : rt_(&rt), type_(&type), cfg_(std::move(cfg)) {
+}
+
+result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
+                                         endpoint_config cfg) {
+  if (cfg.receive_threads == 0 || cfg.batch == 0 || cfg.reply_queue == 0) {
+    error_info err{errc::invalid_config,
+                   "receive_threads, batch and reply_queue must be > 0", 0,
+                   "net"};
+    return err;
+  }
+  std::unique_ptr<udp_endpoint> ep{new udp_endpoint(rt, type, cfg)};
+  socket_options opts;
+  opts.reuse_port = cfg.receive_threads > 1;
+  opts.receive_buffer = cfg.receive_buffer;
+  opts.send_buffer = cfg.send_buffer;
+  auto bind_to = cfg.address;
+  for (uint32_t i = 0; i < cfg.receive_threads; ++i) {
+    auto sock = udp_socket::open(bind_to, opts);
+    if (!sock) {
+      auto err = sock.error();
+      err.subject = cfg.address.to_string();
+      return err;
+    }
+    if (i == 0) {
+      auto local = sock->local_address();
+      if (!local)
+        return local.error();
+      ep->local_ = *local;
+      bind_to = *local; // port 0: the others share the port the first got
+    }
+    ep->loops_.push_back(
+      std::make_unique<detail::io_loop>(rt, type, ep->cfg_, std::move(*sock)));
+  }
+  for (auto& loop : ep->loops_)
+    loop->start();
+  auto* ptr = ep.get();
+  rt.attach(std::move(ep));
+  return ptr;
+}
+
+udp_endpoint::~udp_endpoint() {
+  close();
+}
+
+std::string udp_endpoint::name() const {
+  return "udp:" + local_.to_string();
+}
+
+void udp_endpoint::stop_receiving() noexcept {
+  for (auto& loop : loops_)
+    loop->stop_receiving();
+}
+
+void udp_endpoint::close() noexcept {
+  for (auto& loop : loops_)
+    loop->close();
+}
+
+nlohmann::json udp_endpoint::stats() const {
+  using loop_t = detail::io_loop;
+  auto sum = [&](loop_t::io_counter c) {
+    int64_t n = 0;
+    for (auto& l : loops_)
+      n += l->io_count(c);
+    return n;
+  };
+  auto wsum = [&](loop_t::worker_counter c) {
+    int64_t n = 0;
+    for (auto& l : loops_)
+      n += l->worker_count(c);
+    return n;
+  };
+  auto ratio = [](int64_t a, int64_t b) {
+    return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+  };
+  auto in = sum(loop_t::datagrams_in);
+  auto out = sum(loop_t::datagrams_out);
+  auto syscalls = sum(loop_t::recv_calls) + sum(loop_t::send_calls)
+                  + sum(loop_t::polls) + wsum(loop_t::wakeups);
+  return {
+    {"address", local_.to_string()},
+    {"handler", type_->name()},
+    {"receive_threads", loops_.size()},
+    {"receive_buffer_bytes",
+     loops_.empty() ? 0 : loops_.front()->socket().receive_buffer()},
+    {"datagrams_in", in},
+    {"bytes_in", sum(loop_t::bytes_in)},
+    {"recv_calls", sum(loop_t::recv_calls)},
+    {"recv_batch_avg", ratio(in, sum(loop_t::recv_calls))},
+    {"recv_errors", sum(loop_t::recv_errors)},
+    {"truncated", sum(loop_t::truncated)},
+    {"spilled", sum(loop_t::spilled)},
+    {"large_drops", sum(loop_t::large_drops)},
+    {"kernel_drops", sum(loop_t::kernel_drops)},
+    {"policy_drops", sum(loop_t::policy_drops)},
+    {"paused", sum(loop_t::paused)},
+    {"pool_waits", sum(loop_t::pool_waits)},
+    {"shutdown_drops", sum(loop_t::shutdown_drops)},
+    {"datagrams_out", out},
+    {"bytes_out", sum(loop_t::bytes_out)},
+    {"send_calls", sum(loop_t::send_calls)},
+    {"send_batch_avg", ratio(out, sum(loop_t::send_calls))},
+    {"send_errors", sum(loop_t::send_errors)},
+    {"send_blocked", sum(loop_t::send_blocked)},
+    {"replies_queued", wsum(loop_t::replies_queued)},
+    {"reply_queue_full", wsum(loop_t::reply_queue_full)},
+    {"reply_no_buffer", wsum(loop_t::reply_no_buffer)},
+    {"reply_after_close", wsum(loop_t::reply_after_close)},
+    {"wakeups", wsum(loop_t::wakeups)},
+    {"polls", sum(loop_t::polls)},
+    {"syscalls_per_datagram", ratio(syscalls, in + out)},
+  };
+}
+
+// -- io_loop ----------------------------------------------------------------------------
+
+namespace detail {
+
+io_loop::io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
+                 udp_socket sock)
+  : rt_(&rt),
+    type_(&type),
+    cfg_(cfg),
+    sock_(std::move(sock)),
+    pools_(&rt.buffers()),
+    drop_on_overload_(rt.config().overload == overload_policy::drop),
+    slot_size_(rt.buffers().standard().slot_size()),
+    spill_size_(slot_size_ < kMaxUdpPayload ? kMaxUdpPayload - slot_size_ : 0),
+    rmsgs_(cfg.batch),
+    riov_(2 * cfg.batch),
+    rnames_(cfg.batch),
+    rcontrol_(kControlBytes * cfg.batch),
+    slots_(cfg.batch),
+    replies_(cfg.reply_queue),
+    writer_(rt.buffers(), cfg.batch),
+    smsgs_(cfg.batch),
+    siov_(cfg.batch),
+    packers_(new packer_slot[kPackerSlots]) {
+  held_.reserve(cfg.batch);
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (spill_size_ > 0) {
+    // Scratch that catches the tails of datagrams larger than a slot: one
+    // region for the loop's life, never handed out (large datagrams are
+    // copied into a jumbo binary, see process()).
+    void* mem = mmap(nullptr, spill_size_ * cfg.batch, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    spill_ = mem == MAP_FAILED ? nullptr : static_cast<std::byte*>(mem);
+  }
+}
+
+io_loop::~io_loop() {
+  close();
+  if (spill_ != nullptr)
+    munmap(spill_, spill_size_ * cfg_.batch);
+  if (event_fd_ >= 0)
+    ::close(event_fd_);
+}
+
+void io_loop::start() {
+  running_.store(true);
+  thread_ = std::thread{[this] { run(); }};
+}
+
+void io_loop::stop_receiving() noexcept {
+  receiving_.store(false, std::memory_order_release);
+  wake();
+}
+
+void io_loop::close() noexcept {
+  if (closed_.exchange(true))
+    return;
+  receiving_.store(false);
+  running_.store(false, std::memory_order_release);
+  uint64_t one = 1;
+  [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
+  if (thread_.joinable())
+    thread_.join();
+  // Last replies (handlers are gone by now): send what the socket takes.
+  drain_replies();
+  reply r;
+  while (replies_.try_pop(r))
+    bump(shutdown_drops);
+  writer_.clear();
+  for (size_t i = held_head_; i < held_.size(); ++i)
+    bump(shutdown_drops);
+  held_.clear();
+  held_head_ = 0;
+  for (auto& s : slots_)
+    s = mutable_buffer{};
+  for (size_t i = 0; i < kPackerSlots; ++i) {
+    std::lock_guard<std::mutex> guard{packers_[i].mtx};
+    packers_[i].packer.reset();
+  }
+}
+
+// -- worker side ----------------------------------------------------------------------
+
+bool io_loop::send(const udp_address& to, slice payload) noexcept {
+  if (closed_.load(std::memory_order_acquire)) {
+    workers_.add(reply_after_close);
+    return false;
+  }
+  reply r{to, std::move(payload)};
+  if (!replies_.try_push(r)) {
+    workers_.add(reply_queue_full);
+    return false;
+  }
+  workers_.add(replies_queued);
+  wake();
+  return true;
+}
+
+bool io_loop::send_copy(const udp_address& to,
+                        std::string_view bytes) noexcept {
+  if (closed_.load(std::memory_order_acquire)) {
+    workers_.add(reply_after_close);
+    return false;
+  }
+  slice packed;
+  {
+    // One packer per thread index: uncontended unless two threads share an
+    // index modulo kPackerSlots.
+    auto& slot = packers_[detail::this_thread_index() % kPackerSlots];
+    std::lock_guard<std::mutex> guard{slot.mtx};
+    if (!slot.packer)
+      slot.packer.emplace(*pools_);
+    packed = slot.packer->pack(bytes);
+  }
+  if (!packed.has_owner()) {
+    workers_.add(reply_no_buffer);
+    return false;
+  }
+  return send(to, std::move(packed));
+}
+
+void io_loop::wake() noexcept {
+  // Pairs with the fence in idle(): either the loop sees the queued reply
+  // before sleeping, or we see it sleeping and write the eventfd.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) {
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
+    workers_.add(wakeups);
+  }
+}
+
+// -- IO thread ----------------------------------------------------------------------
+
+void io_loop::run() noexcept {
+  while (running_.load(std::memory_order_acquire)) {
+    bool worked = drain_replies();
+    bool short_wait = false;
+    if (receiving_.load(std::memory_order_acquire)) {
+      if (held_head_ < held_.size() && !retry_held()) {
+        short_wait = true; // paused: handlers at their bound
+      } else {
+        worked |= receive_batch();
+        short_wait = exhausted_;
+      }
+    }
+    if (!worked)
+      idle(short_wait);
+  }
+}
+
+void io_loop::idle(bool short_wait) noexcept {
+  bool want_read = receiving_.load(std::memory_order_relaxed)
+                   && held_head_ == held_.size() && !exhausted_;
+  if (cfg_.busy_poll_us > 0 && want_read && !blocked_) {
+    // Spin on the socket for a while: a cross-core wake-up costs more than
+    // the datagram (shared/FACTS.md: ~25 us in a VM).
+    auto until = now_ns() + int64_t{cfg_.busy_poll_us} * 1000;
+    pollfd p{sock_.fd(), POLLIN, 0};
+    while (now_ns() < until) {
+      if (!replies_.empty() || ::poll(&p, 1, 0) > 0)
+        return;
+    }
+  }
+  sleeping_.store(true, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // While blocked, queued replies wait for POLLOUT: do not spin on them.
+  if ((!blocked_ && !replies_.empty())
+      || !running_.load(std::memory_order_acquire)) {
+    sleeping_.store(false, std::memory_order_relaxed);
+    return;
+  }
+  pollfd fds[2];
+  fds[0] = {event_fd_, POLLIN, 0};
+  short events = 0;
+  if (want_read)
+    events |= POLLIN;
+  if (blocked_)
+    events |= POLLOUT;
+  fds[1] = {sock_.fd(), events, 0};
+  // Waiting on slots or handlers: look again after 1 ms; else sleep until
+  // the socket or a worker wakes us.
+  int timeout = short_wait ? 1 : -1;
+  bump(polls);
+  int rc = ::poll(fds, 2, timeout);
+  sleeping_.store(false, std::memory_order_relaxed);
+  if (rc > 0 && (fds[0].revents & POLLIN)) {
+    uint64_t n;
+    [[maybe_unused]] auto r = ::read(event_fd_, &n, sizeof(n));
+  }
+  if (rc > 0 && (fds[1].revents & POLLOUT))
+    blocked_ = false;
+}
+
+bool io_loop::receive_batch() noexcept {
+  // Give every message of the batch a fresh slot; stop at the first the pool
+  // cannot give (the prefix is still read).
+  size_t k = 0;
+  auto& standard = pools_->standard();
+  for (; k < cfg_.batch; ++k) {
+    if (!slots_[k]) {
+      slots_[k] = standard.try_acquire();
+      if (!slots_[k])
+        break;
+    }
+  }
+  exhausted_ = k == 0;
+  if (k == 0) {
+    bump(pool_waits);
+    return false;
+  }
+  for (size_t i = 0; i < k; ++i) {
+    auto& hdr = rmsgs_[i].msg_hdr;
+    riov_[2 * i] = {slots_[i].data(), slot_size_};
+    hdr.msg_iov = &riov_[2 * i];
+    hdr.msg_iovlen = 1;
+    if (spill_ != nullptr) {
+      riov_[2 * i + 1] = {spill_ + i * spill_size_, spill_size_};
+      hdr.msg_iovlen = 2;
+    }
+    hdr.msg_name = rnames_[i].sockaddr_ptr();
+    hdr.msg_namelen = udp_address::capacity();
+    hdr.msg_control = rcontrol_.data() + i * kControlBytes;
+    hdr.msg_controllen = kControlBytes;
+    hdr.msg_flags = 0;
+    rmsgs_[i].msg_len = 0;
+  }
+  int n = ::recvmmsg(sock_.fd(), rmsgs_.data(), static_cast<unsigned>(k),
+                     MSG_DONTWAIT, nullptr);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      return false;
+    if (errno != EINTR)
+      bump(recv_errors); // e.g. ECONNREFUSED from an ICMP error
+    return true;
+  }
+  bump(recv_calls);
+  auto now = now_ns();
+  for (int i = 0; i < n; ++i)
+    process(static_cast<size_t>(i), now);
+  return n > 0;
+}
+
+void io_loop::process(size_t i, int64_t now) noexcept {
+  auto& msg = rmsgs_[i];
+  auto& hdr = msg.msg_hdr;
+  for (auto* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+      // The kernel's cumulative drop counter for this socket, attached to
+      // the next datagram after drops.
+      uint32_t total;
+      std::memcpy(&total, CMSG_DATA(c), sizeof(total));
+      bump(kernel_drops, static_cast<uint32_t>(total - last_ovfl_));
+      last_ovfl_ = total;
+    }
+  }
+  if (hdr.msg_flags & MSG_TRUNC) {
+    bump(truncated); // slot stays for the next batch
+    return;
+  }
+  size_t len = msg.msg_len;
+  bump(datagrams_in);
+  bump(bytes_in, static_cast<int64_t>(len));
+  datagram d;
+  if (len <= slot_size_) {
+    d.payload = std::move(slots_[i]).freeze(len);
+  } else {
+    auto* jumbo = pools_->jumbo();
+    auto big = jumbo != nullptr && len <= jumbo->slot_size()
+                 ? jumbo->try_acquire()
+                 : mutable_buffer{};
+    if (!big) {
+      bump(large_drops);
+      return;
+    }
+    std::memcpy(big.data(), slots_[i].data(), slot_size_);
+    std::memcpy(big.data() + slot_size_, spill_ + i * spill_size_,
+                len - slot_size_);
+    d.payload = std::move(big).freeze(len);
+    bump(spilled);
+  }
+  d.peer = rnames_[i];
+  d.source = this;
+  d.received_ns = now;
+  if (held_head_ < held_.size()) {
+    held_.push_back(std::move(d)); // keep order behind held datagrams
+    return;
+  }
+  deliver(d);
+}
+
+void io_loop::deliver(datagram& d) noexcept {
+  switch (rt_->dispatch(*type_, d)) {
+    case dispatch_status::spawned:
+      return;
+    case dispatch_status::not_running:
+      bump(shutdown_drops);
+      return;
+    case dispatch_status::overloaded:
+    case dispatch_status::no_arena: {
+      if (drop_on_overload_) {
+        bump(policy_drops);
+        type_->add(handler_type::rejected);
+        return;
+      }
+      bump(paused);
+      held_.push_back(std::move(d));
+      return;
+    }
+  }
+}
+
+bool io_loop::retry_held() noexcept {
+  while (held_head_ < held_.size()) {
+    auto status = rt_->dispatch(*type_, held_[held_head_]);
+    if (status == dispatch_status::overloaded
+        || status == dispatch_status::no_arena)
+      return false;
+    if (status == dispatch_status::not_running)
+      bump(shutdown_drops);
+    held_[held_head_].payload.reset();
+    ++held_head_;
+  }
+  held_.clear();
+  held_head_ = 0;
+  return true;
+}
+
+bool io_loop::drain_replies() noexcept {
+  bool worked = false;
+  if (blocked_)
+    return false; // the socket is full: replies wait in the queue
+  for (;;) {
+    reply r;
+    while (!writer_.full() && replies_.try_pop(r)) {
+      writer_.write(r.to, std::move(r.payload));
+      worked = true;
+    }
+    if (writer_.pending() == 0 || blocked_)
+      return worked;
+    if (!flush_writer())
+      return worked;
+  }
+}
+
+bool io_loop::flush_writer() noexcept {
+  while (writer_.pending() > 0) {
+    auto n = writer_.fill(smsgs_.data(), siov_.data(), smsgs_.size());
+    int rc = ::sendmmsg(sock_.fd(), smsgs_.data(), static_cast<unsigned>(n),
+                        MSG_DONTWAIT);
+    bump(send_calls);
+    if (rc > 0) {
+      int64_t bytes = 0;
+      for (int i = 0; i < rc; ++i)
+        bytes += smsgs_[i].msg_len;
+      bump(datagrams_out, rc);
+      bump(bytes_out, bytes);
+      writer_.consume(static_cast<size_t>(rc));
+      continue;
+    }
+    if (rc < 0 && errno == EINTR)
+      continue;
+    if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+      // The socket's send buffer is full: wait for POLLOUT, keep the batch.
+      bump(send_blocked);
+      blocked_ = true;
+      return false;
+    }
+    // The first datagram failed for itself (unreachable peer, too large,
+    // refused by a firewall...): drop it, count it, send the rest.
+    bump(send_errors);
+    writer_.consume(1);
+  }
+  return true;
+}
+
+} // namespace detail
+
+} // namespace mayfly

@@ -1,0 +1,119 @@
+#pragma once
+
+/// @file
+/// `udp_endpoint`: a UDP port served by handler actors.
+///
+/// Each endpoint runs `receive_threads` IO loops, each with its own socket
+/// (SO_REUSEPORT when there are several) and its own thread:
+///
+/// ```
+///          recvmmsg (batch)                          sendmmsg (batch)
+///  kernel ------------------> pool slots ---+      +-----------------> kernel
+///                             (binaries)    |      |
+///                                           v      |
+///                         runtime::dispatch: one handler actor per datagram
+///                                           |      ^
+///                     CAF workers: handler -+      | reply queue (lock-free,
+///                     ctx.reply(slice | bytes) ----+  bounded) + eventfd wake
+/// ```
+///
+/// **Receive.** `recvmmsg` reads up to `batch` datagrams straight into
+/// standard pool slots, one binary per datagram: no copy. A datagram larger
+/// than a standard slot spills into a jumbo slot prepared for that message
+/// (one copy of the first slot's bytes, so the binary is contiguous). A
+/// truncated datagram (MSG_TRUNC: larger than slot + spill) is counted and
+/// dropped, never delivered as if whole. Zero-length datagrams are valid.
+/// When the standard pool is exhausted the loop stops reading until slots
+/// come back (the kernel queues, then drops, and SO_RXQ_OVFL counts it).
+/// When the handler type is at its in-flight bound, the runtime's
+/// `overload_policy` decides: `pause` holds the batch and stops reading;
+/// `drop` drops and counts.
+///
+/// **Send.** Replies are queued by handlers on any worker (`reply(slice)`:
+/// no copy; `reply(bytes)`: one copy into a packed send buffer, made on the
+/// worker) and sent by the IO thread in `sendmmsg` batches. The queue is
+/// drained whenever the loop wakes, so a lone reply leaves at once (an
+/// eventfd wakes a sleeping loop) and replies that arrive together leave
+/// together. EAGAIN waits for POLLOUT; other send errors drop that datagram
+/// (counted) and go on. A full reply queue drops the reply (counted); a
+/// worker never blocks.
+///
+/// Endpoints are owned by the runtime (`udp_endpoint::open` attaches them),
+/// so they outlive every handler that could reply through them.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/handler.hpp"
+#include "actors/ingress.hpp"
+#include "runtime/address.hpp"
+#include "runtime/result.hpp"
+
+namespace mayfly {
+
+class runtime;
+
+namespace detail {
+class io_loop;
+} // namespace detail
+
+/// Configuration of one endpoint; the "net" section of a configuration file
+/// holds the same fields (except `address`).
+struct endpoint_config {
+  /// Where to bind, e.g. 127.0.0.1:9000 or [::1]:9000.
+  udp_address address;
+  /// IO threads (one socket each, SO_REUSEPORT when > 1).
+  uint32_t receive_threads = 1;
+  /// Datagrams per recvmmsg / sendmmsg call.
+  uint32_t batch = 32;
+  /// SO_RCVBUF in bytes (SO_RCVBUFFORCE as root); 0: kernel default.
+  uint32_t receive_buffer = 4u << 20;
+  /// SO_SNDBUF in bytes; 0: kernel default.
+  uint32_t send_buffer = 0;
+  /// Replies queued per IO loop before replies are dropped.
+  uint32_t reply_queue = 8192;
+  /// Spin this long on an empty socket before sleeping (lower latency, more
+  /// CPU). 0: sleep at once.
+  uint32_t busy_poll_us = 0;
+};
+
+/// Parses the "net" section of a configuration document on top of
+/// `defaults` (the address is not part of it).
+result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
+                                              endpoint_config defaults = {});
+
+/// A UDP port served by handler actors. See file comment.
+class udp_endpoint final : public ingress {
+public:
+  /// Binds the sockets, starts the IO threads and attaches the endpoint to
+  /// `rt` (which owns it from then on). Datagrams go to handlers of `type`.
+  static result<udp_endpoint*> open(runtime& rt, handler_type& type,
+                                    endpoint_config cfg);
+
+  ~udp_endpoint() override;
+
+  /// The bound address of the first socket (the real port after port 0).
+  const udp_address& local_address() const noexcept {
+    return local_;
+  }
+
+  std::string name() const override;
+  void stop_receiving() noexcept override;
+  void close() noexcept override;
+  nlohmann::json stats() const override;
+
+private:
+  udp_endpoint(runtime& rt, handler_type& type, endpoint_config cfg);
+
+  runtime* rt_;
+  handler_type* type_;
+  endpoint_config cfg_;
+  udp_address local_;
+  std::vector<std::unique_ptr<detail::io_loop>> loops_;
+};
+
+} // namespace mayfly

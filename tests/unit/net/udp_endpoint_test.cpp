@@ -1,0 +1,306 @@
+// UDP endpoints on real loopback sockets: echo byte for byte at every size
+// class, IPv4 and IPv6, oversize datagrams counted, pool exhaustion and
+// recovery, overload policies, and balances back to zero after stop.
+
+#include "net/udp_endpoint.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "actors/runtime.hpp"
+#include "udp_client.hpp"
+
+namespace {
+
+using namespace mayfly;
+
+runtime_config small_config() {
+  runtime_config cfg;
+  cfg.workers = 2;
+  cfg.shutdown_deadline_ms = 2000;
+  cfg.memory.buffers.standard_capacity = 256;
+  cfg.memory.buffers.jumbo_capacity = 8;
+  cfg.memory.buffers.prefault = false;
+  cfg.memory.arenas.capacity = 256;
+  cfg.memory.arenas.block_size = 4096;
+  cfg.memory.arenas.prefault = false;
+  return cfg;
+}
+
+std::string pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  std::mt19937 gen{seed};
+  for (auto& c : s)
+    c = static_cast<char>(gen());
+  return s;
+}
+
+class EndpointTest : public ::testing::Test {
+protected:
+  void start(runtime_config cfg, const char* address = "127.0.0.1:0",
+             bool copy_reply = false) {
+    auto made = runtime::make(cfg);
+    ASSERT_TRUE(made) << made.error().message();
+    rt = std::move(*made);
+    auto& h = rt->add_handler("echo", [copy_reply](handler_context& ctx,
+                                                   const datagram& d) {
+      if (copy_reply)
+        ctx.reply(d.payload.view());
+      else
+        ctx.reply(d.payload);
+    });
+    endpoint_config ec;
+    ec.address = *udp_address::parse(address);
+    auto ep = udp_endpoint::open(*rt, h, ec);
+    ASSERT_TRUE(ep) << ep.error().message();
+    endpoint = *ep;
+    rt->start();
+  }
+
+  void TearDown() override {
+    if (rt) {
+      rt->stop();
+      EXPECT_TRUE(rt->balance().zero()) << rt->balance().to_json().dump();
+      rt.reset();
+    }
+    EXPECT_EQ(slice::live_count(), 0);
+  }
+
+  nlohmann::json net_stats() {
+    return rt->collect_stats()["net"][endpoint->name()];
+  }
+
+  std::unique_ptr<runtime> rt;
+  udp_endpoint* endpoint = nullptr;
+};
+
+TEST_F(EndpointTest, EchoesEverySizeClassByteForByte) {
+  start(small_config());
+  test::udp_client client{endpoint->local_address()};
+  uint32_t seed = 1;
+  for (size_t size : {0, 1, 64, 1472, 2048, 2049, 9000, 65507}) {
+    auto msg = pattern(size, seed++);
+    ASSERT_TRUE(client.send(msg)) << size;
+    auto reply = client.receive();
+    ASSERT_TRUE(reply) << "no reply for size " << size;
+    EXPECT_EQ(*reply, msg) << "size " << size;
+  }
+  auto st = net_stats();
+  EXPECT_EQ(st["datagrams_in"], 8);
+  EXPECT_EQ(st["datagrams_out"], 8);
+  EXPECT_EQ(st["spilled"], 3); // 2049, 9000, 65507 went to the jumbo class
+}
+
+TEST_F(EndpointTest, EchoesOverIpv6) {
+  start(small_config(), "[::1]:0");
+  test::udp_client client{endpoint->local_address()};
+  for (size_t size : {0, 100, 5000}) {
+    auto msg = pattern(size, 7);
+    ASSERT_TRUE(client.send(msg));
+    auto reply = client.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(*reply, msg);
+  }
+}
+
+TEST_F(EndpointTest, CopiedRepliesArePackedAndExact) {
+  start(small_config(), "127.0.0.1:0", true);
+  test::udp_client client{endpoint->local_address()};
+  for (size_t size : {0, 10, 700, 1500, 3000}) {
+    auto msg = pattern(size, 3);
+    ASSERT_TRUE(client.send(msg));
+    auto reply = client.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(*reply, msg);
+  }
+}
+
+TEST_F(EndpointTest, ManyOutstandingRequestsAllAnswered) {
+  start(small_config());
+  test::udp_client client{endpoint->local_address()};
+  constexpr int rounds = 50, window = 32;
+  int received = 0;
+  for (int r = 0; r < rounds; ++r) {
+    for (int i = 0; i < window; ++i) {
+      char id[16];
+      std::snprintf(id, sizeof(id), "%08d", r * window + i);
+      ASSERT_TRUE(client.send(std::string{id} + "payload"));
+    }
+    for (int i = 0; i < window; ++i) {
+      auto reply = client.receive();
+      ASSERT_TRUE(reply) << "lost reply in round " << r;
+      EXPECT_EQ(reply->size(), 15u);
+      ++received;
+    }
+  }
+  EXPECT_EQ(received, rounds * window);
+}
+
+TEST_F(EndpointTest, LargeDatagramWithoutJumboClassIsCountedNotDelivered) {
+  auto cfg = small_config();
+  cfg.memory.buffers.jumbo_capacity = 0; // no class for >2 KiB
+  start(cfg);
+  test::udp_client client{endpoint->local_address(), 300};
+  ASSERT_TRUE(client.send(pattern(9000, 1)));
+  EXPECT_FALSE(client.receive()); // dropped, not truncated and delivered
+  ASSERT_TRUE(client.send("small"));
+  auto reply = client.receive();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(*reply, "small");
+  EXPECT_EQ(net_stats()["large_drops"], 1);
+}
+
+TEST_F(EndpointTest, ThrowingHandlerDoesNotStopTheEndpoint) {
+  auto made = runtime::make(small_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  auto& h = rt->add_handler("picky", [](handler_context& ctx,
+                                        const datagram& d) {
+    if (d.payload == "bad")
+      throw std::runtime_error("bad input");
+    ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  rt->start();
+  test::udp_client client{endpoint->local_address(), 300};
+  ASSERT_TRUE(client.send("bad"));
+  EXPECT_FALSE(client.receive());
+  ASSERT_TRUE(client.send("good"));
+  auto reply = client.receive();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(*reply, "good");
+  EXPECT_EQ(h.count(handler_type::failed), 1);
+}
+
+TEST_F(EndpointTest, PoolExhaustionPausesThenRecovers) {
+  auto cfg = small_config();
+  cfg.memory.buffers.standard_capacity = 48;
+  auto made = runtime::make(cfg);
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  // The handler keeps every datagram (as a slow aggregator would) until
+  // told to let go: the pool runs dry while 100 datagrams wait in the
+  // kernel's queue.
+  std::mutex mtx;
+  std::vector<datagram> kept;
+  std::atomic<bool> keep{true};
+  auto& h = rt->add_handler("keeper", [&](handler_context& ctx,
+                                          const datagram& d) {
+    if (keep.load()) {
+      std::lock_guard<std::mutex> guard{mtx};
+      kept.push_back(d);
+      return;
+    }
+    ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  rt->start();
+  test::udp_client client{endpoint->local_address()};
+  constexpr int total = 100;
+  for (int i = 0; i < total; ++i)
+    ASSERT_TRUE(client.send("req" + std::to_string(i)));
+  for (int i = 0; i < 5000 && net_stats()["pool_waits"] == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_GT(net_stats()["pool_waits"], 0);
+  int in_pool;
+  {
+    std::lock_guard<std::mutex> guard{mtx};
+    in_pool = static_cast<int>(kept.size());
+    keep = false;
+    kept.clear(); // slots come back: the loop reads on
+  }
+  EXPECT_GT(in_pool, 0);
+  EXPECT_LT(in_pool, total);
+  int replies = 0;
+  while (client.receive())
+    if (++replies == total - in_pool)
+      break;
+  EXPECT_EQ(replies, total - in_pool); // nothing lost while waiting
+  EXPECT_EQ(net_stats()["kernel_drops"], 0);
+}
+
+TEST_F(EndpointTest, DropPolicyCountsRefusedDatagrams) {
+  auto cfg = small_config();
+  cfg.overload = overload_policy::drop;
+  auto made = runtime::make(cfg);
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  std::atomic<bool> release{false};
+  // One handler at a time, and it waits: everything else is refused.
+  auto& h = rt->add_handler(
+    "slow",
+    [&](handler_context& ctx, const datagram& d) {
+      while (!release.load())
+        std::this_thread::yield();
+      ctx.reply(d.payload);
+    },
+    1);
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  rt->start();
+  test::udp_client client{endpoint->local_address(), 500};
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(client.send("x"));
+  // Wait (bounded) until the loop has seen all ten.
+  for (int i = 0; i < 2000 && net_stats()["datagrams_in"] < 10; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  release = true;
+  EXPECT_TRUE(client.receive());
+  auto st = net_stats();
+  EXPECT_EQ(st["datagrams_in"], 10);
+  EXPECT_EQ(st["policy_drops"], 9);
+  EXPECT_EQ(h.count(handler_type::rejected), 9);
+}
+
+TEST_F(EndpointTest, InvalidBindAddressNamesTheAddress) {
+  auto made = runtime::make(small_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  auto& h = rt->add_handler("h", [](handler_context&, const datagram&) {});
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  auto first = udp_endpoint::open(*rt, h, ec);
+  ASSERT_TRUE(first);
+  ec.address = (*first)->local_address(); // taken, and no SO_REUSEPORT
+  auto second = udp_endpoint::open(*rt, h, ec);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code, errc::system_error);
+  EXPECT_EQ(second.error().sys_errno, EADDRINUSE);
+  EXPECT_EQ(second.error().subject, ec.address.to_string());
+}
+
+TEST_F(EndpointTest, SeveralReceiveThreadsShareThePort) {
+  auto made = runtime::make(small_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  auto& h = rt->add_handler("echo", [](handler_context& ctx,
+                                       const datagram& d) {
+    ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  ec.receive_threads = 2;
+  auto ep = udp_endpoint::open(*rt, h, ec);
+  ASSERT_TRUE(ep) << ep.error().message();
+  endpoint = *ep;
+  rt->start();
+  // Several clients (source ports) spread over the sockets.
+  for (int c = 0; c < 8; ++c) {
+    test::udp_client client{endpoint->local_address()};
+    ASSERT_TRUE(client.send("hi"));
+    auto reply = client.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(*reply, "hi");
+  }
+  EXPECT_EQ(net_stats()["receive_threads"], 2);
+}
+
+} // namespace
