@@ -80,6 +80,9 @@ void handler_type::record_exit(int64_t lifetime_ns, size_t arena_high_water,
   arena_bytes_.record(arena_high_water);
   if (overflows > 0)
     counters_.add(overflow_blocks, overflows);
+  // Release: whoever sees this exit counted (in_flight) also sees every
+  // message the handler sent before it (tally's query barrier relies on it).
+  std::atomic_thread_fence(std::memory_order_release);
   counters_.add(exited);
 }
 

@@ -93,9 +93,12 @@ public:
     return max_in_flight_;
   }
 
-  /// Handlers alive now (exact at the time of the call).
+  /// Handlers alive now (exact at the time of the call). Acquire: every
+  /// message sent by a handler counted as exited is visible afterwards.
   int64_t in_flight() const noexcept {
-    return counters_.sum(spawned) - counters_.sum(exited);
+    auto n = counters_.sum(spawned) - counters_.sum(exited);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return n;
   }
 
   /// Highest `in_flight()` observed (sampled whenever credits are reclaimed
