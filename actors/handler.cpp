@@ -122,9 +122,10 @@ handler_actor::handler_actor(caf::actor_config& cfg, handler_type* type,
   : caf::event_based_actor(cfg),
     ctx_(this, type, rt, std::move(lease), std::move(d)),
     rt_(rt),
-    born_ns_(now_ns()) {
-  // A function pointer: std::function stores it without allocating.
-  set_exception_handler(&handler_actor::on_exception);
+    // Lifetime counts from receipt when the receive loop stamped the
+    // datagram (it reads the clock once per batch), else from now.
+    born_ns_(ctx_.request().received_ns != 0 ? ctx_.request().received_ns
+                                              : now_ns()) {
 }
 
 handler_actor::~handler_actor() {
@@ -142,8 +143,11 @@ caf::behavior handler_actor::make_behavior() {
     return {};
   }
   if (alive()) {
-    // Awaiting responses or holding a behavior: tracked so that stop() can
-    // kill it if it is still around at the deadline.
+    // Awaiting responses or holding a behavior: later callbacks may throw
+    // (the handler then fails alone, counted), and stop() may have to kill
+    // it at the deadline. Only lingering handlers pay for either. (A
+    // function pointer: std::function stores it without allocating.)
+    set_exception_handler(&handler_actor::on_exception);
     ctx_.type().add(handler_type::lingered);
     rt_->track_lingering(this);
   }
@@ -172,9 +176,17 @@ caf::error handler_actor::on_exception(caf::scheduled_actor* self,
 }
 
 void handler_actor::on_exit() {
-  if (!failed_ && fail_state() != caf::error{}
-      && fail_state() != caf::exit_reason::normal
-      && fail_state() != caf::exit_reason::unhandled_exception)
+  // Compare code and category instead of building caf::error values from
+  // exit reasons: that allocates (an error's data lives on the heap).
+  static const auto exit_category
+    = caf::error{caf::exit_reason::kill}.category();
+  const auto& reason = fail_state();
+  if (!failed_ && reason
+      && !(reason.category() == exit_category
+           && (reason.code() == static_cast<uint8_t>(caf::exit_reason::normal)
+               || reason.code()
+                    == static_cast<uint8_t>(
+                      caf::exit_reason::unhandled_exception))))
     ctx_.type().add(handler_type::killed);
   finish();
 }

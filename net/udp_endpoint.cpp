@@ -292,7 +292,10 @@ void io_loop::wake() noexcept {
   // Pairs with the fence in idle(): either the loop sees the queued reply
   // before sleeping, or we see it sleeping and write the eventfd.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping_.load(std::memory_order_relaxed)) {
+  // exchange: of several workers replying to a sleeping loop, only the
+  // first pays for the eventfd write.
+  if (sleeping_.load(std::memory_order_relaxed)
+      && sleeping_.exchange(false, std::memory_order_relaxed)) {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
     workers_.add(wakeups);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <charconv>
+#include <cstdio>
 
 namespace mayfly {
 
@@ -67,14 +68,17 @@ result<udp_address> udp_address::parse(std::string_view text,
 }
 
 std::string udp_address::to_string() const {
-  char buf[INET6_ADDRSTRLEN] = {};
+  char host[INET6_ADDRSTRLEN] = {};
+  char text[INET6_ADDRSTRLEN + 16];
   switch (family()) {
     case AF_INET:
-      inet_ntop(AF_INET, &storage_.v4.sin_addr, buf, sizeof(buf));
-      return std::string{buf} + ":" + std::to_string(port());
+      inet_ntop(AF_INET, &storage_.v4.sin_addr, host, sizeof(host));
+      std::snprintf(text, sizeof(text), "%s:%u", host, port());
+      return text;
     case AF_INET6:
-      inet_ntop(AF_INET6, &storage_.v6.sin6_addr, buf, sizeof(buf));
-      return "[" + std::string{buf} + "]:" + std::to_string(port());
+      inet_ntop(AF_INET6, &storage_.v6.sin6_addr, host, sizeof(host));
+      std::snprintf(text, sizeof(text), "[%s]:%u", host, port());
+      return text;
     default:
       return "unspecified";
   }

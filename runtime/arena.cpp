@@ -127,17 +127,29 @@ void* arena::allocate_slow(size_t n, size_t align) noexcept {
   if (first_ == nullptr)
     return nullptr;
   auto& counters = pool_->counters_;
-  if (bytes_used() + n > pool_->max_arena_bytes_) {
+  // Written so that no sum can wrap: `n` may be anything (an underflowed
+  // length). Padding for over-aligned requests counts against the limit.
+  size_t max = pool_->max_arena_bytes_;
+  size_t used = bytes_used();
+  size_t pad = align > kHeader ? align : 0;
+  if (used > max || n > max - used || pad > max - used - n) {
     counters.add(arena_pool::limit_failures);
     return nullptr;
   }
-  if (align > kHeader && n > SIZE_MAX - align)
-    return nullptr;
   size_t payload = pool_->block_size() - kHeader;
-  size_t need = n + (align > kHeader ? align : 0);
+  size_t need = n + pad;
+  // The fast path checks only the block's end: keep that end within the
+  // limit, so bytes_used() never exceeds max_arena_bytes.
+  auto clamp_to_limit = [this, max] {
+    size_t room = max - used_before_;
+    if (static_cast<size_t>(end_ - block_begin_) > room)
+      end_ = block_begin_ + room;
+  };
   if (need > payload) {
     // Larger than a block: a heap chunk of its own; keep bumping in the
     // current block afterwards.
+    if (need > SIZE_MAX - kHeader)
+      return nullptr;
     size_t size = kHeader + need;
     void* mem = detail::heap_alloc(size, kHeader);
     if (mem == nullptr)
@@ -145,6 +157,7 @@ void* arena::allocate_slow(size_t n, size_t align) noexcept {
     extra_ = new (mem) block_header{extra_, slot_pool::kNoSlot, size};
     counters.add(arena_pool::oversize_allocs);
     used_before_ += n;
+    clamp_to_limit();
     auto p = align_up(reinterpret_cast<uintptr_t>(mem) + kHeader, align);
     return reinterpret_cast<void*>(p);
   }
@@ -166,6 +179,7 @@ void* arena::allocate_slow(size_t n, size_t align) noexcept {
   ++blocks_;
   ++overflows_;
   start_block(extra_);
+  clamp_to_limit();
   auto p = align_up(reinterpret_cast<uintptr_t>(cur_), align);
   cur_ = reinterpret_cast<std::byte*>(p + n);
   return reinterpret_cast<void*>(p);

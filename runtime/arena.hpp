@@ -219,7 +219,9 @@ public:
   /// limit or unleased. Inline fast path: no allocation, no atomics.
   void* try_allocate(size_t n, size_t align = alignof(std::max_align_t)) noexcept {
     auto p = (reinterpret_cast<uintptr_t>(cur_) + (align - 1)) & ~(align - 1);
-    if (p + n <= reinterpret_cast<uintptr_t>(end_) && cur_ != nullptr) {
+    auto end = reinterpret_cast<uintptr_t>(end_);
+    // `n <= end - p`, not `p + n <= end`: a huge n must not wrap around.
+    if (cur_ != nullptr && p <= end && n <= end - p) {
       cur_ = reinterpret_cast<std::byte*>(p + n);
       return reinterpret_cast<void*>(p);
     }

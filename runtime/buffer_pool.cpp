@@ -17,13 +17,6 @@ int64_t now_ns() noexcept {
     .count();
 }
 
-enum slice_counter { live_slices, live_slice_bytes, num_slice_counters };
-
-sharded_counters<num_slice_counters>& slice_counters() noexcept {
-  static sharded_counters<num_slice_counters> counters;
-  return counters;
-}
-
 enum dedicated_counter {
   dedicated_allocs,
   dedicated_frees,
@@ -45,14 +38,6 @@ constexpr size_t kDedicatedHeader
 // -- binaries -------------------------------------------------------------------
 
 namespace detail {
-
-void count_slice(int64_t slices, int64_t bytes) noexcept {
-  auto& c = slice_counters();
-  if (slices != 0)
-    c.add(live_slices, slices);
-  if (bytes != 0)
-    c.add(live_slice_bytes, bytes);
-}
 
 binary_header* make_dedicated_binary(size_t capacity) noexcept {
   if (capacity > UINT32_MAX)
@@ -109,11 +94,11 @@ slice slice::detach() const noexcept {
 }
 
 int64_t slice::live_count() noexcept {
-  return slice_counters().sum(live_slices);
+  return detail::slice_stats.sum(0);
 }
 
 int64_t slice::viewed_bytes() noexcept {
-  return slice_counters().sum(live_slice_bytes);
+  return detail::slice_stats.sum(1);
 }
 
 // -- mutable_buffer ---------------------------------------------------------------
@@ -143,7 +128,9 @@ slice mutable_buffer::freeze(size_t n) && noexcept {
 
 result<std::unique_ptr<buffer_pool>>
 buffer_pool::make(slot_pool::options opts) {
-  if (opts.slot_size > UINT32_MAX)
+  // The slot pool rounds the size up to 64 bytes; the rounded size must
+  // still fit a binary's 32-bit capacity.
+  if (opts.slot_size > UINT32_MAX - 63)
     return {errc::invalid_config, "slot_size must fit in 32 bits"};
   auto slots = slot_pool::make(std::move(opts));
   if (!slots)

@@ -7,11 +7,12 @@ namespace mayfly {
 
 namespace detail {
 
-uint32_t this_thread_index() noexcept {
+uint32_t assign_thread_index() noexcept {
   // Dense indices spread threads over shards; a new thread takes the next
   // number, so the first kShards threads never share a shard.
   static std::atomic<uint32_t> next{0};
-  thread_local uint32_t index = next.fetch_add(1, std::memory_order_relaxed);
+  auto index = next.fetch_add(1, std::memory_order_relaxed);
+  thread_index_plus_one = index + 1;
   return index;
 }
 
@@ -40,6 +41,9 @@ uint64_t log2_histogram::quantile(double q) const noexcept {
   for (size_t i = 0; i < kBuckets; ++i) {
     seen += counts[i];
     if (seen >= rank) {
+      // The last bucket also holds everything larger: no bound but the max.
+      if (i == kBuckets - 1)
+        return max();
       // Bucket i holds values in [2^(i-1), 2^i - 1]; bucket 0 holds 0.
       uint64_t upper = i == 0 ? 0 : (i >= 64 ? ~0ull : (1ull << i) - 1);
       return std::min(upper, max());

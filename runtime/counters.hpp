@@ -24,9 +24,23 @@ namespace mayfly {
 
 namespace detail {
 
+/// The calling thread's index plus one; 0 until assigned. Initial-exec TLS:
+/// one `mov` from %fs, no call (mayfly is linked into the executable or
+/// loaded at start-up, never dlopen'ed late).
+inline thread_local uint32_t thread_index_plus_one
+  __attribute__((tls_model("initial-exec"))) = 0;
+
+/// Assigns the calling thread its index (slow path of `this_thread_index`).
+uint32_t assign_thread_index() noexcept;
+
 /// A small dense number for the calling thread, assigned on first use.
-/// O(1), no allocation.
-uint32_t this_thread_index() noexcept;
+/// O(1), no allocation, inline.
+inline uint32_t this_thread_index() noexcept {
+  auto i = thread_index_plus_one;
+  if (__builtin_expect(i != 0, 1))
+    return i - 1;
+  return assign_thread_index();
+}
 
 } // namespace detail
 

@@ -56,6 +56,7 @@
 #include <utility>
 
 #include "runtime/assert.hpp"
+#include "runtime/counters.hpp"
 
 namespace mayfly {
 
@@ -104,8 +105,18 @@ inline void drop_ref(binary_header* hdr) noexcept {
     destroy_binary(hdr);
 }
 
-/// Process-wide slice accounting (see `slice::live_count()`).
-void count_slice(int64_t slices, int64_t bytes) noexcept;
+/// Process-wide slice accounting (see `slice::live_count()`): live slices
+/// and the bytes they view, sharded per thread.
+inline sharded_counters<2> slice_stats;
+
+/// Adds to the slice accounting. Inline: one TLS read and one or two relaxed
+/// adds on the calling thread's shard.
+inline void count_slice(int64_t slices, int64_t bytes) noexcept {
+  if (slices != 0)
+    slice_stats.add(0, slices);
+  if (bytes != 0)
+    slice_stats.add(1, bytes);
+}
 
 } // namespace detail
 

@@ -24,7 +24,7 @@ namespace {
 
 constexpr size_t kHugePage = size_t{2} << 20;
 constexpr uint32_t kMaxCache = 64;  // slots per pool per thread, at most
-constexpr size_t kCacheEntries = 8; // pools one thread caches at once
+constexpr size_t kCacheEntries = 32; // pools with a per-thread cache, at most
 
 // -- registry of live pools ---------------------------------------------------
 
@@ -35,6 +35,17 @@ constexpr size_t kCacheEntries = 8; // pools one thread caches at once
 struct live_pools {
   std::mutex mtx;
   std::vector<slot_pool*> pools; // guarded by mtx
+  bool index_used[kCacheEntries] = {}; // guarded by mtx
+
+  // A free per-thread cache index, or kNoCacheIndex.
+  uint32_t take_index() {
+    for (uint32_t i = 0; i < kCacheEntries; ++i)
+      if (!index_used[i]) {
+        index_used[i] = true;
+        return i;
+      }
+    return slot_pool::kNoCacheIndex;
+  }
 
   bool contains(const slot_pool* p, uint64_t uid) {
     return std::any_of(pools.begin(), pools.end(), [&](slot_pool* x) {
@@ -59,25 +70,17 @@ struct cache_entry {
   uint32_t slots[kMaxCache];
 };
 
+// Entry i of every thread's cache belongs to the pool holding cache index i
+// (assigned at creation, see slot_pool::cache_index_), so finding it is one
+// indexed load and a uid check, no search.
 struct thread_cache {
   cache_entry entries[kCacheEntries];
-  uint32_t next_victim = 0;
 
-  // Returns the entry for `pool`, claiming one (evicting round-robin) if the
-  // thread has none yet.
-  cache_entry& entry_for(slot_pool* pool) noexcept {
-    for (auto& e : entries)
-      if (e.pool == pool && e.uid == pool->uid())
-        return e;
-    for (auto& e : entries)
-      if (e.pool == nullptr)
-        return claim(e, pool);
-    auto& victim = entries[next_victim++ % kCacheEntries];
-    flush(victim);
-    return claim(victim, pool);
-  }
-
-  static cache_entry& claim(cache_entry& e, slot_pool* pool) noexcept {
+  cache_entry& entry_for(slot_pool* pool, uint32_t index) noexcept {
+    auto& e = entries[index];
+    if (__builtin_expect(e.pool == pool && e.uid == pool->uid(), 1))
+      return e;
+    flush(e); // a destroyed pool's leftovers (index reused)
     e.pool = pool;
     e.uid = pool->uid();
     e.count = 0;
@@ -102,14 +105,50 @@ struct thread_cache {
   }
 };
 
-thread_cache& this_thread_cache() noexcept {
-  thread_local thread_cache cache;
-  return cache;
+// The fast path reads one initial-exec TLS pointer; the first use on a
+// thread creates the cache and an owner whose destructor flushes it when the
+// thread exits (registering that destructor is what makes a plain
+// `thread_local thread_cache` slow to reach: a guard and a call each time).
+thread_local thread_cache* tls_cache __attribute__((tls_model("initial-exec")))
+= nullptr;
+
+// Set when the thread's cache has been destroyed at thread exit. Thread-local
+// objects destroyed after it (a per-thread writer holding a send buffer, a
+// slice) may still release slots; those must bypass the cache, or they would
+// sit in a dead cache forever and the pool would shrink.
+thread_local bool tls_cache_gone __attribute__((tls_model("initial-exec")))
+= false;
+
+struct thread_cache_owner {
+  thread_cache cache;
+  ~thread_cache_owner() {
+    tls_cache = nullptr;
+    tls_cache_gone = true;
+  }
+};
+
+thread_cache* make_thread_cache() noexcept {
+  if (tls_cache_gone)
+    return nullptr;
+  thread_local thread_cache_owner owner;
+  tls_cache = &owner.cache;
+  return &owner.cache;
+}
+
+// The calling thread's cache; null once it has been torn down at exit.
+inline thread_cache* this_thread_cache() noexcept {
+  auto* c = tls_cache;
+  if (__builtin_expect(c != nullptr, 1))
+    return c;
+  return make_thread_cache();
 }
 
 // Forgets the calling thread's cache entry for a pool being destroyed.
 void forget_pool(slot_pool* pool) noexcept {
-  for (auto& e : this_thread_cache().entries)
+  auto* c = tls_cache;
+  if (c == nullptr)
+    return;
+  for (auto& e : c->entries)
     if (e.pool == pool && e.uid == pool->uid()) {
       e.pool = nullptr;
       e.count = 0;
@@ -187,6 +226,11 @@ slot_pool::slot_pool(options& opts, std::byte* region, size_t region_bytes,
   auto& reg = registry();
   std::lock_guard<std::mutex> guard{reg.mtx};
   reg.pools.push_back(this);
+  if (cache_limit_ > 0) {
+    cache_index_ = reg.take_index();
+    if (cache_index_ == kNoCacheIndex)
+      cache_limit_ = 0; // too many pools alive: this one goes uncached
+  }
 }
 
 slot_pool::~slot_pool() {
@@ -194,6 +238,8 @@ slot_pool::~slot_pool() {
     auto& reg = registry();
     std::lock_guard<std::mutex> guard{reg.mtx};
     reg.pools.erase(std::find(reg.pools.begin(), reg.pools.end(), this));
+    if (cache_index_ != kNoCacheIndex)
+      reg.index_used[cache_index_] = false;
   }
   forget_pool(this);
   auto outstanding = in_use();
@@ -213,8 +259,9 @@ slot_pool::~slot_pool() {
 
 uint32_t slot_pool::acquire() noexcept {
   uint32_t slot = kNoSlot;
-  if (cache_limit_ > 0) {
-    auto& e = this_thread_cache().entry_for(this);
+  thread_cache* cache = cache_limit_ > 0 ? this_thread_cache() : nullptr;
+  if (cache != nullptr) {
+    auto& e = cache->entry_for(this, cache_index_);
     if (e.count == 0) {
       // Refill half the cache at once: one lock per cache_limit/2 slots.
       e.count = take_batch(e.slots, std::max<uint32_t>(1, cache_limit_ / 2));
@@ -242,11 +289,12 @@ void slot_pool::release(uint32_t slot) noexcept {
     counters_.add(cross_thread_releases);
   counters_.add(releases);
   poison(slot);
-  if (cache_limit_ == 0) {
+  thread_cache* cache = cache_limit_ > 0 ? this_thread_cache() : nullptr;
+  if (cache == nullptr) {
     give_batch(&slot, 1);
     return;
   }
-  auto& e = this_thread_cache().entry_for(this);
+  auto& e = cache->entry_for(this, cache_index_);
   if (e.count == cache_limit_) {
     // Full: hand the older half back in one lock, keep the warm half.
     auto half = cache_limit_ / 2;

@@ -27,7 +27,9 @@
 /// Exhaustion is a value, not a wait: `acquire` returns `kNoSlot` and counts
 /// it. Up to `thread_cache_limit()` slots per thread may sit in other
 /// threads' caches while the shared list is empty; caching is off for pools
-/// of fewer than 64 slots, so small pools exhaust exactly at capacity.
+/// of fewer than 64 slots, so small pools exhaust exactly at capacity, and
+/// for pools created while 32 cached pools are alive (each cached pool owns
+/// one entry of every thread's cache: found by index, not by search).
 ///
 /// Under AddressSanitizer a released slot is poisoned until it is acquired
 /// again, so a use after release is reported.
@@ -54,6 +56,9 @@ class slot_pool {
 public:
   /// The index returned when no slot is available.
   static constexpr uint32_t kNoSlot = ~uint32_t{0};
+
+  /// `cache_index()` of a pool without per-thread caches.
+  static constexpr uint32_t kNoCacheIndex = ~uint32_t{0};
 
   struct options {
     /// Shown in statistics, e.g. "standard".
@@ -172,6 +177,7 @@ private:
   size_t slot_size_;
   uint32_t capacity_;
   uint32_t cache_limit_;
+  uint32_t cache_index_ = kNoCacheIndex; // entry in every thread's cache
   const char* page_kind_;
   uint64_t uid_;
 

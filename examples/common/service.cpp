@@ -6,9 +6,8 @@
 #include <cstring>
 #include <thread>
 
-#if __has_include("net/stats_endpoint.hpp") // TEMP until issue 5 lands
+#ifdef HAVE_STATS // TEMP until issue 5 lands
 #  include "net/stats_endpoint.hpp"
-#  define HAVE_STATS 1
 #endif
 
 namespace example {
@@ -165,13 +164,19 @@ void print_summary(const std::string& program, mayfly::runtime& rt) {
       continue;
     std::fprintf(stderr,
                  "  %s: in %lld, out %lld, kernel drops %lld, policy drops "
-                 "%lld, truncated %lld, send errors %lld\n",
+                 "%lld, truncated %lld, send errors %lld\n"
+                 "    batches: recv %.1f, send %.1f; syscalls/datagram %.2f; "
+                 "wake-ups %lld\n",
                  name.c_str(), n["datagrams_in"].get<long long>(),
                  n["datagrams_out"].get<long long>(),
                  n["kernel_drops"].get<long long>(),
                  n["policy_drops"].get<long long>(),
                  n["truncated"].get<long long>(),
-                 n["send_errors"].get<long long>());
+                 n["send_errors"].get<long long>(),
+                 n["recv_batch_avg"].get<double>(),
+                 n["send_batch_avg"].get<double>(),
+                 n["syscalls_per_datagram"].get<double>(),
+                 n["wakeups"].get<long long>());
   }
   auto balance = rt.balance();
   std::fprintf(stderr, "  balance after stop: %s\n",
