@@ -11,6 +11,8 @@
 #include <string>
 
 #include "actors/runtime.hpp"
+#include "runtime/heap.hpp"
+#include "tests/support/alloc_counter.hpp"
 #include "udp_client.hpp"
 
 namespace {
@@ -301,6 +303,40 @@ TEST_F(EndpointTest, SeveralReceiveThreadsShareThePort) {
     EXPECT_EQ(*reply, "hi");
   }
   EXPECT_EQ(net_stats()["receive_threads"], 2);
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagram) {
+  if (!test::counting_enabled())
+    GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
+                    "release preset runs this test";
+  start(small_config());
+  test::udp_client client{endpoint->local_address()};
+  // Round trips with a stack buffer: the client allocates nothing.
+  auto round_trips = [&](int n) {
+    char buf[64];
+    for (int i = 0; i < n; ++i) {
+      std::snprintf(buf, sizeof(buf), "%08d-echo", i);
+      ASSERT_EQ(::send(client.fd(), buf, 13, 0), 13);
+      ASSERT_EQ(::recv(client.fd(), buf, sizeof(buf), 0), 13);
+    }
+  };
+  round_trips(500); // warm-up
+  constexpr int n = 3000;
+  auto ours_before = heap_allocations();
+  auto all_before = test::allocation_count();
+  round_trips(n);
+  auto all = test::allocation_count() - all_before;
+  EXPECT_EQ(heap_allocations() - ours_before, 0);
+  auto per_datagram = static_cast<double>(all) / n;
+  std::printf("allocations per echoed datagram (all code): %.3f\n",
+              per_datagram);
+  // CAF's floor for one spawn is 3; receive, dispatch, reply queue and
+  // sendmmsg add nothing.
+  EXPECT_LE(per_datagram, 3.1);
 }
 
 } // namespace
