@@ -112,7 +112,10 @@ const nlohmann::json& config_reader::object(const char* field) {
 }
 
 config_reader& config_reader::only(std::initializer_list<const char*> known) {
-  for (auto& [key, value] : obj_->items()) {
+  for (auto& item : obj_->items()) {
+    // (A named reference, not a structured binding: clang 14 cannot capture
+    // those in a lambda.)
+    const std::string& key = item.key();
     auto hit = std::any_of(known.begin(), known.end(),
                            [&](const char* k) { return key == k; });
     if (!hit) {

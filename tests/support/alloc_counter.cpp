@@ -11,7 +11,7 @@
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #  define MAYFLY_TEST_SANITIZED 1
 #elif defined(__has_feature)
-#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)    \
+#  if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)      \
     || __has_feature(memory_sanitizer)
 #    define MAYFLY_TEST_SANITIZED 1
 #  endif
@@ -126,7 +126,7 @@ void* new_impl(size_t n, size_t align, bool nothrow) {
     n = 1;
   for (;;) {
     void* ptr = align > alignof(std::max_align_t) ? __libc_memalign(align, n)
-                                                   : __libc_malloc(n);
+                                                  : __libc_malloc(n);
     if (ptr != nullptr)
       return ptr;
     auto handler = std::get_new_handler();
