@@ -195,7 +195,8 @@ public:
 
   /// Sends `payload` to the datagram's peer through the endpoint it came
   /// from, without copying. False (counted) if there is no endpoint or it
-  /// refused.
+  /// refused. The reply may reach the peer before the code after this call
+  /// runs: do not let a peer's next request depend on later work here.
   bool reply(slice payload) noexcept {
     return count_reply(datagram_.source != nullptr
                        && datagram_.source->send(datagram_.peer,

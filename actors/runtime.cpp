@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -27,6 +28,9 @@ int64_t now_ns() noexcept {
 // LD_PRELOAD): shown in the stats, see README "Allocator note".
 bool malloc_is_mimalloc() {
   void* p = std::malloc(16);
+  if (p == nullptr)
+    return false;
+  std::memset(p, 0, 16); // (gcc otherwise warns the block is read unset)
   bool yes = mi_is_in_heap_region(p);
   std::free(p);
   return yes;

@@ -50,9 +50,8 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
 
 // -- udp_endpoint ---------------------------------------------------------------------
 
-udp_endpoint::udp_endpoint(runtime& rt, handler_type& type,
-                           endpoint_config cfg)
-  : rt_(&rt), type_(&type), cfg_(std::move(cfg)) {
+udp_endpoint::udp_endpoint(handler_type& type, endpoint_config cfg)
+  : type_(&type), cfg_(std::move(cfg)) {
 }
 
 result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
@@ -63,7 +62,7 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
                    "net"};
     return err;
   }
-  std::unique_ptr<udp_endpoint> ep{new udp_endpoint(rt, type, cfg)};
+  std::unique_ptr<udp_endpoint> ep{new udp_endpoint(type, cfg)};
   socket_options opts;
   opts.reuse_port = cfg.receive_threads > 1;
   opts.receive_buffer = cfg.receive_buffer;
@@ -462,7 +461,8 @@ void io_loop::process(size_t i, int64_t now) noexcept {
 }
 
 void io_loop::deliver(datagram& d) noexcept {
-  switch (rt_->dispatch(*type_, d)) {
+  auto status = rt_->dispatch(*type_, d);
+  switch (status) {
     case dispatch_status::spawned:
       return;
     case dispatch_status::not_running:
@@ -472,7 +472,9 @@ void io_loop::deliver(datagram& d) noexcept {
     case dispatch_status::no_arena: {
       if (drop_on_overload_) {
         bump(policy_drops);
-        type_->add(handler_type::rejected);
+        type_->add(status == dispatch_status::overloaded
+                     ? handler_type::rejected
+                     : handler_type::no_arena);
         return;
       }
       bump(paused);

@@ -107,9 +107,8 @@ public:
   nlohmann::json stats() const override;
 
 private:
-  udp_endpoint(runtime& rt, handler_type& type, endpoint_config cfg);
+  udp_endpoint(handler_type& type, endpoint_config cfg);
 
-  runtime* rt_;
   handler_type* type_;
   endpoint_config cfg_;
   udp_address local_;

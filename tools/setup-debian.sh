@@ -1,7 +1,26 @@
 #!/usr/bin/env bash
 # Installs what mayfly needs on Debian 12 (as root), skipping what is there.
 # Idempotent; prints what it installs. Used by the README commands and CI.
+#
+# Options:
+#   --with-chromium  also install Debian's chromium (a large package, some
+#                    hundreds of MB with its dependencies), so that CTest
+#                    registers integration.StatsPage: the stats page loaded
+#                    in a headless browser (tests/integration/). Off by
+#                    default; MAYFLY_WITH_CHROMIUM=1 does the same. Re-run
+#                    the CMake configure step after installing it.
 set -euo pipefail
+
+with_chromium=${MAYFLY_WITH_CHROMIUM:-0}
+for arg in "$@"; do
+  case $arg in
+    --with-chromium) with_chromium=1 ;;
+    *)
+      echo "setup: unknown option '$arg' (known: --with-chromium)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 packages=(
   build-essential cmake ninja-build git pkg-config
@@ -11,6 +30,7 @@ packages=(
   clang libclang-rt-14-dev
   dnsutils curl python3
 )
+[[ $with_chromium == 1 ]] && packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -6,9 +6,7 @@
 #include <cstring>
 #include <thread>
 
-#ifdef HAVE_STATS // TEMP until issue 5 lands
-#  include "net/stats_endpoint.hpp"
-#endif
+#include "net/stats_endpoint.hpp"
 
 namespace example {
 
@@ -124,7 +122,7 @@ service_options parse_options(int argc, char** argv, const char* about,
     opts.endpoint = *net;
   }
   if (!workers.empty())
-    opts.runtime.workers = to_uint(opts.program, "workers", workers, 256);
+    opts.runtime.workers = to_uint(opts.program, "workers", workers, 1024);
   if (!receive_threads.empty())
     opts.endpoint.receive_threads
       = to_uint(opts.program, "receive-threads", receive_threads, 64);
@@ -200,6 +198,7 @@ int serve(service_options& opts,
   }
   auto& rt = **made;
   auto& handler = setup(rt);
+  rt.start(); // before the socket exists, so that nothing it reads is refused
   auto endpoint = mayfly::udp_endpoint::open(rt, handler, opts.endpoint);
   if (!endpoint) {
     auto& err = endpoint.error();
@@ -213,7 +212,6 @@ int serve(service_options& opts,
   std::printf("%s: listening on udp %s (%u workers, %u receive threads)\n",
               opts.program.c_str(), local.to_string().c_str(),
               rt.config().workers, opts.endpoint.receive_threads);
-#ifdef HAVE_STATS
   if (opts.stats) {
     auto stats = mayfly::stats_endpoint::open(rt, *opts.stats);
     if (!stats) {
@@ -229,9 +227,7 @@ int serve(service_options& opts,
                 "Prometheus: /metrics)\n",
                 opts.program.c_str(), at.c_str(), at.c_str());
   }
-#endif
   std::fflush(stdout);
-  rt.start(); // before the helper thread sends anything
   std::thread helper;
   if (after_start || opts.exit_after_s > 0) {
     helper = std::thread{[&, local] {

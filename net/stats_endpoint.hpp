@@ -1,0 +1,133 @@
+#pragma once
+
+/// @file
+/// `stats_endpoint`: the runtime's statistics over HTTP.
+///
+/// ```cpp
+/// auto stats = mayfly::stats_endpoint::open(
+///   *rt, *mayfly::udp_address::parse("127.0.0.1:9100"));
+/// if (!stats) { report(stats.error().message()); }
+/// // curl http://127.0.0.1:9100/stats?pretty
+/// ```
+///
+/// | request              | response                                              |
+/// |----------------------|-------------------------------------------------------|
+/// | `GET /stats`         | `runtime::collect_stats()`, compact JSON              |
+/// | `GET /stats?pretty`  | the same, indented                                    |
+/// | `GET /metrics`       | the same figures, Prometheus text 0.0.4 (net/prometheus.hpp) |
+/// | `GET /`              | a live page with charts (net/stats_page.hpp)          |
+/// | other paths          | 404, `{"error":"not found","path":...}`               |
+/// | other methods        | 405, `Allow: GET, HEAD`, JSON error                   |
+///
+/// `HEAD` is answered like `GET` without a body (HTTP requires servers to
+/// support both). The document never contains payload bytes: only counts,
+/// sizes, names and configuration (docs/stats.md).
+///
+/// **Binding.** `address` is a plain IP:port (a `udp_address` reused as a
+/// socket address); port 0 picks a free port, `local_address()` returns the
+/// real one. Bind to loopback (127.0.0.1 or [::1]) unless the figures may be
+/// read by anyone who can reach the port: there is no authentication. Bound
+/// to loopback, requests whose `Host` is neither an IP literal nor
+/// `localhost` get 403, which defeats DNS rebinding (a web page in a local
+/// browser reading the endpoint through a hostname it controls).
+///
+/// **Threads.** One listener thread accepts connections; a pool of
+/// `limits.threads` threads serves them (cpp-httplib's server with mayfly's
+/// own connection loop; see stats_endpoint.cpp). Each request calls
+/// `runtime::collect_stats()` on a pool thread, never on the datagram path.
+///
+/// **Bounded.** Connections beyond the pool and `limits.max_queued` waiting
+/// get an immediate 503. A request must arrive whole within
+/// `request_timeout_ms` and hold at most `max_request_bytes`; a response
+/// must be written within `request_timeout_ms`; an idle connection is closed
+/// after `keep_alive_timeout_ms` or `keep_alive_max` requests. So a slow or
+/// hostile client holds one pool thread for a bounded time and memory, and
+/// never stalls the others. Malformed requests get 400, 413, 414 or a
+/// closed connection; none can crash the process.
+///
+/// **Lifetime.** `open` starts serving and attaches the endpoint to the
+/// runtime, which owns it. It keeps serving through `stop_receiving()`, so
+/// the figures of a shutdown (handlers draining) can be watched; `close()`,
+/// the last step of `runtime::stop()`, stops the server, cuts open
+/// connections and joins every thread (idempotent; a few milliseconds). Statistics of the endpoint
+/// itself appear under `/net/http:<address>` (docs/stats.md).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/ingress.hpp"
+#include "runtime/address.hpp"
+#include "runtime/result.hpp"
+
+namespace mayfly {
+
+class runtime;
+
+/// Limits of a stats endpoint. The defaults suit a browser tab, a
+/// Prometheus scraper and a few `curl`s at once.
+struct stats_endpoint_limits {
+  /// Pool threads: connections served at once (1..64).
+  uint32_t threads = 4;
+  /// Accepted connections waiting for a pool thread; beyond, 503 (0..1024).
+  uint32_t max_queued = 16;
+  /// A request (line, headers, body) must arrive within this time, counted
+  /// from its first byte; a response must be written within it (ms, >0).
+  uint32_t request_timeout_ms = 5000;
+  /// How long a connection may wait for its next request (ms, >0).
+  uint32_t keep_alive_timeout_ms = 2000;
+  /// Requests served on one connection before it is closed (>0).
+  uint32_t keep_alive_max = 100;
+  /// Largest request (line, headers and body) in bytes (1024..1 MiB).
+  uint32_t max_request_bytes = 16384;
+};
+
+/// The HTTP statistics endpoint. See file comment.
+class stats_endpoint final : public ingress {
+public:
+  /// Binds TCP to `address`, starts serving and attaches the endpoint to
+  /// `rt` (which owns it from then on). Fails if the address is not IPv4 or
+  /// IPv6 (`errc::invalid_address`) or cannot be bound
+  /// (`errc::system_error`).
+  static result<stats_endpoint*> open(runtime& rt, const udp_address& address);
+
+  /// As above with explicit limits; fails with `errc::invalid_config`
+  /// naming the field when one is out of range.
+  static result<stats_endpoint*> open(runtime& rt, const udp_address& address,
+                                      const stats_endpoint_limits& limits);
+
+  ~stats_endpoint() override;
+
+  stats_endpoint(const stats_endpoint&) = delete;
+  stats_endpoint& operator=(const stats_endpoint&) = delete;
+
+  /// The bound address (the real port after port 0).
+  const udp_address& local_address() const noexcept {
+    return local_;
+  }
+
+  /// "http:" + the bound address, e.g. "http:127.0.0.1:9100".
+  std::string name() const override;
+
+  /// Nothing: statistics stay readable while the runtime drains.
+  void stop_receiving() noexcept override;
+
+  /// Stops the server and joins its threads (see file comment). Idempotent.
+  void close() noexcept override;
+
+  /// The endpoint's own counters (docs/stats.md, "net", HTTP endpoint).
+  nlohmann::json stats() const override;
+
+private:
+  /// The HTTP server and its threads (stats_endpoint.cpp).
+  struct state;
+
+  stats_endpoint(runtime& rt, const stats_endpoint_limits& limits);
+
+  udp_address local_;
+  std::unique_ptr<state> state_;
+};
+
+} // namespace mayfly

@@ -1,0 +1,127 @@
+// A small service for the stats page test (stats_page_test.sh): an echo
+// endpoint and a stats endpoint on 127.0.0.1 (ports chosen by the kernel),
+// and a loop sending it traffic, for a bounded time.
+//
+//   stats_page_server [seconds]     (default 60, at most 600)
+//
+// Prints "stats http://127.0.0.1:PORT/" once serving, then runs until the
+// time is up or SIGTERM/SIGINT arrives; exits 0 if the runtime's balances
+// are zero after stop, 1 otherwise, 2 if it could not start.
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "actors/runtime.hpp"
+#include "net/stats_endpoint.hpp"
+#include "net/udp_endpoint.hpp"
+
+namespace {
+
+using namespace mayfly;
+
+// Sends bursts to `to` and reads the echoes until `done`; the burst size
+// follows a slow wave so the page's charts have something to show.
+void traffic(const udp_address& to, const std::atomic<bool>& done) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, to.sockaddr_ptr(), to.size()) != 0) {
+    std::perror("traffic socket");
+    if (fd >= 0)
+      ::close(fd);
+    return;
+  }
+  char payload[512] = {};
+  char reply[2048];
+  auto start = std::chrono::steady_clock::now();
+  while (!done.load()) {
+    double t = std::chrono::duration<double>(std::chrono::steady_clock::now()
+                                             - start)
+                 .count();
+    int burst = 4 + static_cast<int>(12 * (1 + std::sin(t / 3)));
+    size_t size = 64 + static_cast<size_t>(t * 50) % 448;
+    for (int i = 0; i < burst; ++i)
+      [[maybe_unused]] auto n = ::send(fd, payload, size, 0);
+    for (int i = 0; i < burst; ++i) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0)
+        break;
+      [[maybe_unused]] auto n = ::recv(fd, reply, sizeof(reply), 0);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ::close(fd);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  block_termination_signals();
+  int seconds = argc > 1 ? std::atoi(argv[1]) : 60;
+  if (seconds < 1 || seconds > 600)
+    seconds = 60;
+
+  runtime_config cfg;
+  cfg.workers = 2;
+  cfg.shutdown_deadline_ms = 2000;
+  cfg.memory.buffers.standard_capacity = 512;
+  cfg.memory.buffers.jumbo_capacity = 8;
+  cfg.memory.buffers.prefault = false;
+  cfg.memory.arenas.capacity = 512;
+  cfg.memory.arenas.prefault = false;
+  auto made = runtime::make(cfg);
+  if (!made) {
+    std::fprintf(stderr, "runtime: %s\n", made.error().message().c_str());
+    return 2;
+  }
+  auto& rt = **made;
+  // Echo, with a few temporaries in the arena (a copy of the payload and a
+  // scratch area of varying size) so that the arena chart has data.
+  auto& echo = rt.add_handler("echo", [](handler_context& ctx,
+                                         const datagram& d) {
+    auto copy = ctx.arena().copy(d.payload.view());
+    [[maybe_unused]] auto* scratch
+      = ctx.arena().try_allocate(64 + copy.size() * (copy.size() % 4));
+    ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  auto ep = udp_endpoint::open(rt, echo, ec);
+  if (!ep) {
+    std::fprintf(stderr, "udp: %s\n", ep.error().message().c_str());
+    return 2;
+  }
+  auto stats = stats_endpoint::open(rt, *udp_address::parse("127.0.0.1:0"));
+  if (!stats) {
+    std::fprintf(stderr, "stats: %s\n", stats.error().message().c_str());
+    return 2;
+  }
+  rt.start();
+  std::printf("stats http://%s/\n",
+              (*stats)->local_address().to_string().c_str());
+  std::fflush(stdout);
+
+  std::atomic<bool> done{false};
+  std::thread load{[&] { traffic((*ep)->local_address(), done); }};
+  std::thread timer{[&] {
+    auto deadline = std::chrono::steady_clock::now()
+                    + std::chrono::seconds(seconds);
+    while (!done.load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    rt.request_stop();
+  }};
+  rt.run(); // until the timer or a signal; then stops the runtime
+  done.store(true);
+  load.join();
+  timer.join();
+  auto b = rt.balance();
+  std::printf("stopped: %s\n", b.to_json().dump().c_str());
+  return b.zero() ? 0 : 1;
+}
