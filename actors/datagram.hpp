@@ -6,7 +6,7 @@
 ///
 /// A datagram is a `slice` of a received binary plus the peer's address and
 /// the sink (the UDP endpoint) it arrived on. It is a value: copying it adds
-/// a reference to the binary, moving it does not. 64 bytes, no allocation.
+/// a reference to the binary, moving it does not. 72 bytes, no allocation.
 ///
 /// `datagram_sink` is the seam between the actor layer and the network
 /// layer: `net::udp_endpoint` implements it with batched `sendmmsg`; tests

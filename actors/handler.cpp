@@ -48,6 +48,11 @@ bool handler_type::try_admit() noexcept {
   return true;
 }
 
+void handler_type::unadmit() noexcept {
+  counters_.add(spawned, -1);
+  credits_.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool handler_type::reclaim() noexcept {
   // Credits of finished handlers come back in bulk, so handler exits never
   // touch the atomic that spawners use.
@@ -90,9 +95,11 @@ nlohmann::json handler_type::stats() const {
   auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
   return {
     {"spawned", count(spawned)},
-    {"finished", count(exited) - count(failed) - count(killed)},
+    {"finished",
+     count(exited) - count(failed) - count(killed) - count(timed_out)},
     {"failed", count(failed)},
     {"killed", count(killed)},
+    {"timed_out", count(timed_out)},
     {"in_flight", in_flight()},
     {"peak_in_flight", peak_in_flight()},
     {"max_in_flight", max_in_flight_},
@@ -178,16 +185,26 @@ caf::error handler_actor::on_exception(caf::scheduled_actor* self,
 void handler_actor::on_exit() {
   // Compare code and category instead of building caf::error values from
   // exit reasons: that allocates (an error's data lives on the heap).
+  // (category() of an empty error must not be called: check it first.)
   static const auto exit_category
     = caf::error{caf::exit_reason::kill}.category();
+  static const auto sec_category
+    = caf::error{caf::sec::request_timeout}.category();
   const auto& reason = fail_state();
-  if (!failed_ && reason
-      && !(reason.category() == exit_category
-           && (reason.code() == static_cast<uint8_t>(caf::exit_reason::normal)
-               || reason.code()
-                    == static_cast<uint8_t>(
-                      caf::exit_reason::unhandled_exception))))
-    ctx_.type().add(handler_type::killed);
+  if (!failed_ && reason) {
+    auto code = reason.code();
+    if (reason.category() == sec_category
+        && code == static_cast<uint8_t>(caf::sec::request_timeout)) {
+      ctx_.type().add(handler_type::timed_out);
+    } else if (!(reason.category() == exit_category
+                 && (code == static_cast<uint8_t>(caf::exit_reason::normal)
+                     || code == static_cast<uint8_t>(
+                          caf::exit_reason::unhandled_exception)
+                     || code == static_cast<uint8_t>(
+                          caf::exit_reason::unreachable)))) {
+      ctx_.type().add(handler_type::killed); // an exit message from outside
+    }
+  }
   finish();
 }
 

@@ -17,8 +17,9 @@
 /// **Lifetime.** The actor owns an arena (leased before the spawn) and the
 /// datagram. When the function returns, the actor exits, unless it is
 /// awaiting responses (`ctx.self()->request(...).then(...)`) or set a
-/// behavior (`ctx.self()->become(...)`): then it lives on until those are
-/// done or it calls `ctx.self()->quit()`. However it terminates — returning,
+/// behavior (`ctx.self()->become(...)`) and is referenced by some other
+/// actor: then it lives on until those are done or it calls
+/// `ctx.self()->quit()` (CAF ends an actor nobody references). However it terminates — returning,
 /// quitting, a request timing out, throwing, being killed — the arena is
 /// reset and returned and the datagram reference dropped exactly once, on
 /// the worker thread that ran it (CAF's `on_exit`).
@@ -28,7 +29,8 @@
 /// second, its arena and slices released. Other handlers are unaffected.
 ///
 /// **Bound.** At most `max_in_flight` handlers of a type are alive at once;
-/// beyond that `runtime::dispatch` refuses (errc::overloaded) and the network
+/// beyond that `runtime::dispatch` refuses (`dispatch_status::overloaded`) and
+/// the network
 /// layer applies the configured `overload_policy` (counted).
 ///
 /// **Cost.** Per datagram: one CAF spawn of a class-based actor with the
@@ -71,6 +73,7 @@ public:
     exited,          ///< handlers terminated, any way
     failed,          ///< ... by an exception
     killed,          ///< ... by an exit message from outside
+    timed_out,       ///< ... by a request timing out unhandled
     rejected,        ///< datagrams refused: in-flight bound reached
     no_arena,        ///< datagrams refused: arena pool exhausted
     lingered,        ///< handlers that outlived their function (awaiting)
@@ -123,6 +126,10 @@ public:
   /// CAS on an atomic only spawning threads touch; reclaims credits of
   /// finished handlers in bulk (O(kShards)) when they run out.
   bool try_admit() noexcept;
+
+  /// Gives back a credit taken by `try_admit` for a handler that was never
+  /// spawned (no arena could be had).
+  void unadmit() noexcept;
 
   /// Records a handler's end. Any thread; sharded counters only.
   void record_exit(int64_t lifetime_ns, size_t arena_high_water,

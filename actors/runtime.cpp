@@ -329,11 +329,14 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn,
 dispatch_status runtime::dispatch(handler_type& type, datagram& d) noexcept {
   if (state_.load(std::memory_order_acquire) != state::running)
     return dispatch_status::not_running;
-  auto lease = arenas_->lease();
-  if (!lease)
-    return dispatch_status::no_arena;
+  // Admission first: a refused datagram must not churn the arena pool.
   if (!type.try_admit())
     return dispatch_status::overloaded;
+  auto lease = arenas_->lease();
+  if (!lease) {
+    type.unadmit();
+    return dispatch_status::no_arena;
+  }
   // The handle returned by spawn is dropped at once: the actor lives on its
   // own until it terminates.
   system_->spawn<detail::handler_actor>(&type, this, std::move(lease),

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <thread>
 
 #include "actors/runtime.hpp"
 #include "net/internal/io_loop.hpp"
@@ -199,7 +201,16 @@ io_loop::io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
     void* mem = mmap(nullptr, spill_size_ * cfg.batch, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     spill_ = mem == MAP_FAILED ? nullptr : static_cast<std::byte*>(mem);
+    if (spill_ == nullptr)
+      std::fprintf(stderr, "mayfly: no memory for the receive spill area: "
+                           "datagrams larger than %zu bytes will be counted "
+                           "as truncated\n",
+                   slot_size_);
   }
+  if (event_fd_ < 0)
+    std::fprintf(stderr, "mayfly: eventfd failed (%s): the IO loop polls "
+                         "every millisecond instead of sleeping\n",
+                 std::strerror(errno));
 }
 
 io_loop::~io_loop() {
@@ -217,7 +228,16 @@ void io_loop::start() {
 
 void io_loop::stop_receiving() noexcept {
   receiving_.store(false, std::memory_order_release);
-  wake();
+  uint64_t one = 1;
+  if (event_fd_ >= 0)
+    [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
+  // Wait (bounded) until the IO thread saw it: after this returns it
+  // dispatches nothing more, so the runtime's drain cannot be outrun by a
+  // dispatch already under way.
+  for (int i = 0; i < 5000 && running_.load(std::memory_order_acquire)
+                  && !receive_stopped_.load(std::memory_order_acquire);
+       ++i)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
 void io_loop::close() noexcept {
@@ -226,7 +246,8 @@ void io_loop::close() noexcept {
   receiving_.store(false);
   running_.store(false, std::memory_order_release);
   uint64_t one = 1;
-  [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
+  if (event_fd_ >= 0)
+    [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
   if (thread_.joinable())
     thread_.join();
   // Last replies (handlers are gone by now): send what the socket takes.
@@ -234,6 +255,7 @@ void io_loop::close() noexcept {
   reply r;
   while (replies_.try_pop(r))
     bump(shutdown_drops);
+  bump(shutdown_drops, static_cast<int64_t>(writer_.pending()));
   writer_.clear();
   for (size_t i = held_head_; i < held_.size(); ++i)
     bump(shutdown_drops);
@@ -293,7 +315,7 @@ void io_loop::wake() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // exchange: of several workers replying to a sleeping loop, only the
   // first pays for the eventfd write.
-  if (sleeping_.load(std::memory_order_relaxed)
+  if (event_fd_ >= 0 && sleeping_.load(std::memory_order_relaxed)
       && sleeping_.exchange(false, std::memory_order_relaxed)) {
     uint64_t one = 1;
     [[maybe_unused]] auto rc = ::write(event_fd_, &one, sizeof(one));
@@ -306,13 +328,15 @@ void io_loop::wake() noexcept {
 void io_loop::run() noexcept {
   while (running_.load(std::memory_order_acquire)) {
     bool worked = drain_replies();
-    bool short_wait = false;
-    if (receiving_.load(std::memory_order_acquire)) {
+    bool short_wait = event_fd_ < 0; // no eventfd: look again every 1 ms
+    if (!receiving_.load(std::memory_order_acquire)) {
+      receive_stopped_.store(true, std::memory_order_release);
+    } else {
       if (held_head_ < held_.size() && !retry_held()) {
         short_wait = true; // paused: handlers at their bound
       } else {
         worked |= receive_batch();
-        short_wait = exhausted_;
+        short_wait = short_wait || exhausted_;
       }
     }
     if (!worked)
@@ -454,6 +478,7 @@ void io_loop::process(size_t i, int64_t now) noexcept {
   d.source = this;
   d.received_ns = now;
   if (held_head_ < held_.size()) {
+    bump(paused);
     held_.push_back(std::move(d)); // keep order behind held datagrams
     return;
   }

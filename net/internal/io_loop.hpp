@@ -129,6 +129,7 @@ private:
   std::atomic<bool> receiving_{true};
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> closed_{false};
+  std::atomic<bool> receive_stopped_{false}; // the IO thread saw !receiving_
   bool blocked_ = false;   // last sendmmsg hit EAGAIN: wait for POLLOUT
   bool exhausted_ = false; // no slot for the next recvmmsg
   uint32_t last_ovfl_ = 0;

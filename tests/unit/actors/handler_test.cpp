@@ -271,6 +271,26 @@ TEST_F(HandlerTest, UnreferencedLingeringHandlerEnds) {
   sched().run();
   EXPECT_EQ(h.in_flight(), 0);
   EXPECT_EQ(rt->arenas().leases_out(), 0);
+  EXPECT_EQ(h.count(handler_type::killed), 0); // unreachable is not a kill
+}
+
+TEST_F(HandlerTest, UnhandledRequestTimeoutIsCountedAsTimedOut) {
+  auto mute = spawn_long_lived(*rt, [](caf::event_based_actor* self)
+                                 -> caf::behavior {
+    return {[self](int) { return self->make_response_promise<int>(); }};
+  });
+  auto& h = rt->add_handler("ask", [mute](handler_context& ctx,
+                                          const datagram&) {
+    ctx.self()->request(mute, 1s, 1).then([](int) {}); // no error handler
+  });
+  ASSERT_EQ(dispatch(h, "q"), dispatch_status::spawned);
+  sched().run();
+  sched().trigger_timeouts();
+  sched().run();
+  EXPECT_EQ(h.in_flight(), 0);
+  EXPECT_EQ(h.count(handler_type::timed_out), 1);
+  EXPECT_EQ(h.count(handler_type::killed), 0);
+  EXPECT_EQ(rt->arenas().leases_out(), 0);
 }
 
 TEST_F(HandlerTest, InFlightBoundRefusesAndRecovers) {
@@ -296,6 +316,7 @@ TEST_F(HandlerTest, ArenaExhaustionRefusesDatagram) {
   auto d = make_datagram("x");
   EXPECT_EQ(rt->dispatch(h, d), dispatch_status::no_arena);
   EXPECT_EQ(d.payload, "x");
+  EXPECT_EQ(h.in_flight(), 0); // the admission credit was given back
   held.clear();
   EXPECT_EQ(rt->dispatch(h, d), dispatch_status::spawned);
   sched().run();
