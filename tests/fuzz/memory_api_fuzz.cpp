@@ -56,6 +56,11 @@ struct world {
       }
     }};
   }
+
+  ~world() {
+    stop.store(true);
+    consumer.join();
+  }
 };
 
 world& the_world() {
