@@ -133,6 +133,9 @@ handler_actor::handler_actor(caf::actor_config& cfg, handler_type* type,
     // datagram (it reads the clock once per batch), else from now.
     born_ns_(ctx_.request().received_ns != 0 ? ctx_.request().received_ns
                                               : now_ns()) {
+  // For the pinning report: until someone else marks it, a binary is held
+  // on behalf of the handler type that received it. One relaxed store.
+  ctx_.request().payload.mark_holder(type->holder_tag());
 }
 
 handler_actor::~handler_actor() {

@@ -96,6 +96,16 @@ public:
     return max_in_flight_;
   }
 
+  /// Tag marking the binaries of datagrams this type received (see
+  /// `runtime::holder_tag`); 0 until the runtime assigns it.
+  uint32_t holder_tag() const noexcept {
+    return holder_tag_;
+  }
+
+  void holder_tag(uint32_t tag) noexcept {
+    holder_tag_ = tag;
+  }
+
   /// Handlers alive now (exact at the time of the call). Acquire: every
   /// message sent by a handler counted as exited is visible afterwards.
   int64_t in_flight() const noexcept {
@@ -152,6 +162,7 @@ private:
   std::string name_;
   handler_fn fn_;
   uint32_t max_in_flight_;
+  uint32_t holder_tag_ = 0;
   std::atomic<int64_t> credits_;
   std::mutex reclaim_mtx_;
   int64_t reclaimed_ = 0; // guarded by reclaim_mtx_: exits already credited

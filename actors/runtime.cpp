@@ -124,12 +124,23 @@ void runtime::init_stats() {
     stats_.add("/pools", [this] { return buffers_->stats(); }));
   registrations_.push_back(
     stats_.add("/arenas", [this] { return arenas_->stats(); }));
-  registrations_.push_back(stats_.add("/binaries", [] {
-    return nlohmann::json{{"live_slices", slice::live_count()},
-                          {"viewed_bytes", slice::viewed_bytes()},
-                          {"dedicated_live", dedicated_binaries::live()},
-                          {"dedicated_bytes", dedicated_binaries::live_bytes()},
-                          {"heap_allocations", heap_allocations()}};
+  registrations_.push_back(stats_.add("/binaries", [this] {
+    // The oldest live pool binary over all classes, and who holds it.
+    binary_census oldest;
+    for (auto* pool : {&buffers_->standard(), buffers_->jumbo()})
+      if (pool != nullptr) {
+        auto c = pool->census();
+        if (c.live > 0 && c.oldest_age_ns >= oldest.oldest_age_ns)
+          oldest = c;
+      }
+    return nlohmann::json{
+      {"live_slices", slice::live_count()},
+      {"viewed_bytes", slice::viewed_bytes()},
+      {"dedicated_live", dedicated_binaries::live()},
+      {"dedicated_bytes", dedicated_binaries::live_bytes()},
+      {"heap_allocations", heap_allocations()},
+      {"oldest_age_ms", static_cast<double>(oldest.oldest_age_ns) / 1e6},
+      {"oldest_holder", holder_name(oldest.oldest_holder)}};
   }));
 }
 
@@ -319,8 +330,10 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn,
                                    uint32_t max_in_flight) {
   for (auto& h : handlers_)
     MAYFLY_ASSERT(h.name() != name); // handler type names are unique
+  auto tag = holder_tag(name);
   auto& h = handlers_.emplace_back(std::move(name), std::move(fn),
                                    std::max(1u, max_in_flight));
+  h.holder_tag(tag);
   registrations_.push_back(
     stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); }));
   return h;
@@ -359,6 +372,20 @@ balance_report runtime::balance() const noexcept {
   b.slices_live = slice::live_count();
   b.handlers = in_flight();
   return b;
+}
+
+// -- pinning report -----------------------------------------------------------------------
+
+uint32_t runtime::holder_tag(std::string name) {
+  std::lock_guard<std::mutex> guard{holders_mtx_};
+  holders_.push_back(std::move(name));
+  return static_cast<uint32_t>(holders_.size());
+}
+
+std::string runtime::holder_name(uint32_t tag) const {
+  std::lock_guard<std::mutex> guard{holders_mtx_};
+  return tag == 0 || tag > holders_.size() ? std::string{}
+                                           : holders_[tag - 1];
 }
 
 // -- tracking ---------------------------------------------------------------------------

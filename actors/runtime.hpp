@@ -166,6 +166,18 @@ public:
     return handle;
   }
 
+  // -- pinning report -----------------------------------------------------------
+
+  /// A tag naming a holder of binaries in the statistics ("which handler
+  /// type or actor holds the oldest live binary"). Handler types get one at
+  /// `add_handler` and tag every datagram they receive; a long-lived actor
+  /// that keeps slices registers a name here and marks what it keeps with
+  /// `slice::mark_holder(tag)`. Tags are never reused. Any thread.
+  uint32_t holder_tag(std::string name);
+
+  /// The name registered for `tag` ("" for 0 or unknown).
+  std::string holder_name(uint32_t tag) const;
+
   // -- ingress ----------------------------------------------------------------
 
   /// Takes ownership of `source` (a UDP endpoint, the stats endpoint): its
@@ -249,6 +261,9 @@ private:
 
   std::mutex mtx_;
   std::vector<caf::actor> long_lived_;                          // mtx_
+
+  mutable std::mutex holders_mtx_;
+  std::vector<std::string> holders_; // holders_mtx_; tag i+1 is holders_[i]
 
   std::mutex lingering_mtx_;
   detail::handler_actor* lingering_ = nullptr; // intrusive list, lingering_mtx_

@@ -90,7 +90,7 @@ struct aggregator_state {
 };
 
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
-                         bool pin) {
+                         bool pin, uint32_t holder) {
   return {
     [=](const mayfly::slice_batch& batch) {
       auto& st = self->state;
@@ -101,6 +101,8 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
         } else {
           // Detach: store a copy of the name, not a view that would pin
           // the whole datagram for the life of the aggregator.
+          if (pin)
+            item.key.mark_holder(holder); // the pinning report names us
           st.totals.emplace(pin ? item.key : item.key.detach(), item.value);
         }
         st.sum = static_cast<int64_t>(static_cast<uint64_t>(st.sum)
@@ -260,8 +262,9 @@ int main(int argc, char** argv) {
   auto setup = [&](mayfly::runtime& rt) -> mayfly::handler_type& {
     size_t n = aggregators.empty() ? rt.config().workers
                                    : std::stoul(aggregators);
+    auto holder = rt.holder_tag("tally aggregator");
     for (size_t i = 0; i < std::max<size_t>(n, 1); ++i)
-      shared->aggregators.push_back(rt.spawn(aggregator, shared->pin));
+      shared->aggregators.push_back(rt.spawn(aggregator, shared->pin, holder));
     shared->barrier = rt.spawn(barrier, shared);
     auto& h = rt.add_handler("tally", [shared](mayfly::handler_context& ctx,
                                                const mayfly::datagram& d) {

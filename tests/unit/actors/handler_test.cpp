@@ -158,6 +158,32 @@ TEST_F(HandlerTest, ForwardedSliceOutlivesHandler) {
   EXPECT_EQ(rt->buffers().standard().slots().in_use(), 0);
 }
 
+TEST_F(HandlerTest, PinningReportNamesTheHolderOfTheOldestBinary) {
+  auto kept = std::make_shared<std::vector<slice>>();
+  auto tag = rt->holder_tag("keeper");
+  auto keeper = spawn_long_lived(*rt, [kept, tag](caf::event_based_actor*)
+                                        -> caf::behavior {
+    return {[kept, tag](const slice& s) {
+      s.mark_holder(tag); // a long-lived actor that keeps what it gets
+      kept->push_back(s);
+    }};
+  });
+  auto& h = rt->add_handler("fwd", [keeper](handler_context& ctx,
+                                            const datagram& d) {
+    ctx.send(keeper, d.payload.sub(0, 3));
+  });
+  ASSERT_EQ(dispatch(h, "abc:1"), dispatch_status::spawned);
+  sched().run();
+  auto doc = rt->collect_stats();
+  EXPECT_EQ(doc["binaries"]["oldest_holder"], "keeper");
+  EXPECT_GE(doc["binaries"]["oldest_age_ms"].get<double>(), 0.0);
+  // A binary only its handler type received is reported as theirs.
+  auto d = make_datagram("held by the test");
+  d.payload.mark_holder(h.holder_tag());
+  kept->clear();
+  EXPECT_EQ(rt->collect_stats()["binaries"]["oldest_holder"], "fwd");
+}
+
 TEST_F(HandlerTest, ThrowingHandlerDiesAloneAndReleases) {
   auto& h = rt->add_handler("bad", [](handler_context& ctx,
                                       const datagram& d) {
