@@ -31,8 +31,10 @@ PY
 echo "machine: $(nproc) cpus, $(lscpu | sed -n 's/Model name: *//p'), kernel $(uname -r)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
+only=${E2E_ONLY:-echo,tally,dns} # which parts to run
+
 # -- echo: raw recvmmsg/sendmmsg loop vs mayfly (a handler actor per datagram)
-for size in 64 512; do
+[[ $only == *echo* ]] && for size in 64 512; do
   for window in 64 1; do
     raw=(); mf=(); mf_p99=(); raw_p99=()
     for r in $(seq "$reps"); do
@@ -69,11 +71,55 @@ tally_max() { # server-binary port -> prints lines/s at the best exact rate
   echo 0; kill $pid 2>/dev/null; wait $pid 2>/dev/null
 }
 raw=(); mf=()
-for r in $(seq "$reps"); do
+[[ $only == *tally* ]] && for r in $(seq "$reps"); do
   raw+=("$(tally_max "$tools/mayfly-raw-tally" 19300)")
   mf+=("$(tally_max "$ex/mayfly-tally" 19301)")
   echo "tally run $r: raw ${raw[-1]} lines/s, mayfly ${mf[-1]} lines/s (highest exact rates)"
 done
-r_med=$(printf '%s\n' "${raw[@]}" | median); m_med=$(printf '%s\n' "${mf[@]}" | median)
+[[ $only == *tally* ]] && r_med=$(printf '%s\n' "${raw[@]}" | median) && m_med=$(printf '%s\n' "${mf[@]}" | median) &&
 echo "tally exact MEDIAN: raw $r_med lines/s, mayfly $m_med lines/s, ratio $(python3 -c "print(round($m_med/max($r_med,1),3))")"
+# -- dns: mayfly-dns vs NSD serving the same zone, dnsperf as the client
+if [[ $only == *dns* ]] && command -v nsd >/dev/null && command -v dnsperf >/dev/null && [[ -x $ex/mayfly-dns ]]; then
+  here=$(cd "$(dirname "$0")" && pwd)
+  nsdir=$(mktemp -d)
+  cp "$here/../../examples/dns/example.zone" "$nsdir/"
+  cat >"$nsdir/nsd.conf" <<NSD
+server:
+  ip-address: 127.0.0.1
+  port: 19401
+  username: ""
+  chroot: ""
+  zonesdir: "$nsdir"
+  database: ""
+  pidfile: "$nsdir/nsd.pid"
+  xfrdfile: "$nsdir/xfrd.state"
+  zonelistfile: "$nsdir/zone.list"
+  server-count: 1
+  verbosity: 0
+  rrl-ratelimit: 0
+remote-control:
+  control-enable: no
+zone:
+  name: example.test
+  zonefile: example.zone
+NSD
+  qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$here/dns_queries.txt" -l "$secs" -q 64 2>/dev/null \
+            | sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p'; }
+  nsd_q=(); mf_q=()
+  for r in $(seq "$reps"); do
+    timeout $((secs + 6)) nsd -d -c "$nsdir/nsd.conf" >/dev/null 2>&1 &
+    timeout -s TERM $((2 * secs + 4)) "$ex/mayfly-dns" --zone "$here/../../examples/dns/example.zone" --port 19402 \
+      >/dev/null 2>&1 &
+    sleep 1.5
+    nsd_q+=("$(qps 19401)"); mf_q+=("$(qps 19402)")
+    wait
+    echo "dns run $r: nsd ${nsd_q[-1]} q/s, mayfly ${mf_q[-1]} q/s"
+  done
+  n_med=$(printf '%s\n' "${nsd_q[@]}" | median); m_med=$(printf '%s\n' "${mf_q[@]}" | median)
+  echo "dns MEDIAN: nsd $n_med q/s, mayfly $m_med q/s, ratio $(python3 -c "print(round($m_med/max($n_med,1),3))")"
+  rm -rf "$nsdir"
+else
+  echo "dns: skipped (needs nsd, dnsperf and mayfly-dns)"
+fi
+
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
