@@ -89,7 +89,7 @@ using mayfly::arena_pool_config;
 
 [[maybe_unused]] const bool process_prepared = mayfly::bench::prepare_process();
 
-// -- object sizes ---------------------------------------------------------------
+// -- object sizes -------------------------------------------------------------
 
 constexpr size_t kSizeCount = 1024; // power of two
 
@@ -130,7 +130,7 @@ std::unique_ptr<arena_pool> make_pool(size_t block_size, uint32_t capacity) {
   return std::move(*pool);
 }
 
-// -- allocator adapters -----------------------------------------------------------
+// -- allocator adapters -------------------------------------------------------
 
 // Each adapter: allocate(n), and either free_each(p, n) (frees_each = true)
 // or drop_all() (frees_each = false).
@@ -220,7 +220,7 @@ uint32_t overflow_count(const Adapter& a) {
     return 0;
 }
 
-// -- 1. one allocation, released at once --------------------------------------------
+// -- 1. one allocation, released at once --------------------------------------
 
 template <class Adapter>
 void BM_Alloc(benchmark::State& state) {
@@ -244,7 +244,7 @@ void BM_Alloc(benchmark::State& state) {
     state.SkipWithError("arena took overflow blocks");
 }
 
-// -- 2. the handler pattern --------------------------------------------------------
+// -- 2. the handler pattern ---------------------------------------------------
 
 constexpr size_t kMaxHandlerAllocs = 1024;
 
@@ -294,7 +294,7 @@ MAYFLY_ALLOC_BENCHMARKS("glibc", glibc_adapter);
 MAYFLY_ALLOC_BENCHMARKS("mimalloc", mimalloc_adapter);
 MAYFLY_ALLOC_BENCHMARKS("pmr_mono", pmr_mono_adapter);
 
-// -- 3. reset cost -----------------------------------------------------------------
+// -- 3. reset cost ------------------------------------------------------------
 
 /// TSC ticks per nanosecond, measured once against steady_clock (50 ms).
 double tsc_per_ns() {
@@ -387,3 +387,64 @@ int64_t reset_iterations(size_t k) {
 } // namespace
 
 BENCHMARK_MAIN();
+
+// -- Results ------------------------------------------------------------------
+//
+// Command (one line):
+//   build/bench/tests/mayfly_arena_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
+// Machine: 2 vCPUs AMD EPYC (Firecracker VM, no SMT, TSC 2096 MHz), Debian
+//   12, kernel 6.18.44-fc-v782, g++ 12.2 RelWithDebInfo (bench preset),
+//   mimalloc 2.0.9 (also serving malloc), Google Benchmark 1.7.1;
+//   runtime/ at 85384dc.
+// Date: 2026-11-25, run A 02:25:49 UTC, run B 02:49:19 UTC. Each run
+//   started after 15 s of idle machine and saw no other process above 10%
+//   of a CPU while it ran.
+// Medians of 5 repetitions, cv = stddev/mean over them. The host is shared:
+//   absolute figures moved by up to 1.75x between runs A and B (the malloc
+//   family most); compare alternatives within one run.
+//
+//   benchmark                                      run A: median (cv)  run B: median (cv)
+//   BM_Alloc_arena                                 1.04 ns (1.1%)      1.06 ns (1.8%)
+//   BM_Handler_arena/allocs:16                     28.1 ns (0.6%)      26.3 ns (1.5%)      per_alloc: A 1.76 ns, B 1.64 ns
+//   BM_Handler_arena/allocs:64                     68.2 ns (1.5%)      66.9 ns (1.0%)      per_alloc: A 1.07 ns, B 1.04 ns
+//   BM_Handler_arena/allocs:256                    260 ns (1.2%)       257 ns (1.2%)       per_alloc: A 1.02 ns, B 1 ns
+//   BM_Handler_arena/allocs:1024                   1,088 ns (0.5%)     1,094 ns (1.8%)     per_alloc: A 1.06 ns, B 1.07 ns
+//   BM_Alloc_arena_pmr                             1.82 ns (7.5%)      2 ns (4.1%)
+//   BM_Handler_arena_pmr/allocs:16                 37.6 ns (1.6%)      38.1 ns (1.8%)      per_alloc: A 2.35 ns, B 2.38 ns
+//   BM_Handler_arena_pmr/allocs:64                 134 ns (0.6%)       129 ns (1.0%)       per_alloc: A 2.09 ns, B 2.02 ns
+//   BM_Handler_arena_pmr/allocs:256                465 ns (1.3%)       540 ns (0.4%)       per_alloc: A 1.82 ns, B 2.11 ns
+//   BM_Handler_arena_pmr/allocs:1024               1,862 ns (3.6%)     2,197 ns (1.1%)     per_alloc: A 1.82 ns, B 2.15 ns
+//   BM_Alloc_malloc                                4.2 ns (2.5%)       4.24 ns (0.7%)
+//   BM_Handler_malloc/allocs:16                    68.2 ns (1.0%)      66.6 ns (5.9%)      per_alloc: A 4.26 ns, B 4.16 ns
+//   BM_Handler_malloc/allocs:64                    304 ns (4.5%)       311 ns (3.6%)       per_alloc: A 4.74 ns, B 4.87 ns
+//   BM_Handler_malloc/allocs:256                   1,090 ns (1.5%)     1,349 ns (14.5%)    per_alloc: A 4.26 ns, B 5.27 ns
+//   BM_Handler_malloc/allocs:1024                  4,538 ns (2.3%)     6,366 ns (6.4%)     per_alloc: A 4.43 ns, B 6.22 ns
+//   BM_Alloc_glibc                                 4.18 ns (1.2%)      6.27 ns (13.4%)
+//   BM_Handler_glibc/allocs:16                     64.2 ns (1.4%)      95.7 ns (5.2%)      per_alloc: A 4.01 ns, B 5.98 ns
+//   BM_Handler_glibc/allocs:64                     301 ns (1.2%)       407 ns (4.3%)       per_alloc: A 4.71 ns, B 6.36 ns
+//   BM_Handler_glibc/allocs:256                    1,155 ns (0.7%)     1,683 ns (2.1%)     per_alloc: A 4.51 ns, B 6.57 ns
+//   BM_Handler_glibc/allocs:1024                   4,846 ns (2.2%)     6,789 ns (2.0%)     per_alloc: A 4.73 ns, B 6.63 ns
+//   BM_Alloc_mimalloc                              3.93 ns (2.7%)      6.87 ns (0.8%)
+//   BM_Handler_mimalloc/allocs:16                  67.5 ns (0.5%)      98.9 ns (3.5%)      per_alloc: A 4.22 ns, B 6.18 ns
+//   BM_Handler_mimalloc/allocs:64                  314 ns (1.5%)       425 ns (1.1%)       per_alloc: A 4.9 ns, B 6.64 ns
+//   BM_Handler_mimalloc/allocs:256                 1,191 ns (0.9%)     1,679 ns (1.7%)     per_alloc: A 4.65 ns, B 6.56 ns
+//   BM_Handler_mimalloc/allocs:1024                4,861 ns (2.4%)     6,814 ns (0.7%)     per_alloc: A 4.75 ns, B 6.65 ns
+//   BM_Alloc_pmr_mono                              2.67 ns (2.0%)      4.16 ns (3.3%)
+//   BM_Handler_pmr_mono/allocs:16                  60.1 ns (8.1%)      85.6 ns (0.5%)      per_alloc: A 3.76 ns, B 5.35 ns
+//   BM_Handler_pmr_mono/allocs:64                  268 ns (3.1%)       274 ns (1.7%)       per_alloc: A 4.19 ns, B 4.28 ns
+//   BM_Handler_pmr_mono/allocs:256                 1,042 ns (1.4%)     946 ns (8.8%)       per_alloc: A 4.07 ns, B 3.7 ns
+//   BM_Handler_pmr_mono/allocs:1024                4,290 ns (3.6%)     4,230 ns (4.0%)     per_alloc: A 4.19 ns, B 4.13 ns
+//   BM_ArenaReset/allocs:1/manual_time             40.9 ns (1.7%)      43 ns (4.4%)
+//   BM_TscBracketEmpty/allocs:1/manual_time        23.3 ns (0.9%)      24.5 ns (1.0%)
+//   BM_ArenaReset/allocs:16/manual_time            42.6 ns (4.2%)      43.7 ns (1.0%)
+//   BM_TscBracketEmpty/allocs:16/manual_time       23.6 ns (1.3%)      23.1 ns (3.5%)
+//   BM_ArenaReset/allocs:256/manual_time           42.7 ns (7.5%)      40.3 ns (2.2%)
+//   BM_TscBracketEmpty/allocs:256/manual_time      24.1 ns (1.6%)      24.6 ns (4.7%)
+//   BM_ArenaReset/allocs:4096/manual_time          50 ns (6.7%)        48.1 ns (3.5%)
+//   BM_TscBracketEmpty/allocs:4096/manual_time     27.2 ns (7.9%)      28.1 ns (4.8%)
+//   BM_ArenaResetOverflow/allocs:256/manual_time   42.1 ns (3.1%)      41.2 ns (2.4%)
+//   BM_ArenaResetOverflow/allocs:1024/manual_time  61.3 ns (12.0%)     60 ns (4.0%)
+//   BM_ArenaResetOverflow/allocs:4096/manual_time  219 ns (2.6%)       218 ns (7.4%)
+//
+// Ratios and interpretation: docs/benchmarks.md, "Memory layer (issue 2)".

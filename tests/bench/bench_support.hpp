@@ -41,7 +41,6 @@
 
 namespace mayfly::bench {
 
-
 inline void relax() noexcept {
   _mm_pause();
 }

@@ -102,7 +102,7 @@ void check_balanced(const buffer_pool& pool) {
     die("pool unbalanced at the end of a benchmark");
 }
 
-// -- same thread ---------------------------------------------------------------------
+// -- same thread --------------------------------------------------------------
 
 void BM_Pool_AcquireFreezeRelease(benchmark::State& state) {
   auto pool = make_pool(1024);
@@ -152,7 +152,7 @@ void BM_Glibc2048(benchmark::State& state) {
 }
 BENCHMARK(BM_Glibc2048);
 
-// -- cross thread --------------------------------------------------------------------
+// -- cross thread -------------------------------------------------------------
 
 void BM_CrossThread_Pool(benchmark::State& state) {
   // Ring (256) + two thread caches (64 each) can hold 384 slots: 4096 leaves
@@ -202,7 +202,7 @@ void BM_CrossThread_MiMalloc(benchmark::State& state) {
 }
 BENCHMARK(BM_CrossThread_MiMalloc)->UseRealTime();
 
-// -- writer --------------------------------------------------------------------------
+// -- writer -------------------------------------------------------------------
 
 udp_address peer() {
   auto addr = udp_address::parse("127.0.0.1:9000");
@@ -267,3 +267,31 @@ BENCHMARK(BM_Naive_Write64);
 } // namespace
 
 BENCHMARK_MAIN();
+
+// -- Results ------------------------------------------------------------------
+//
+// Command (one line):
+//   build/bench/tests/mayfly_pool_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
+// Machine: 2 vCPUs AMD EPYC (Firecracker VM, no SMT, TSC 2096 MHz), Debian
+//   12, kernel 6.18.44-fc-v782, g++ 12.2 RelWithDebInfo (bench preset),
+//   mimalloc 2.0.9 (also serving malloc), Google Benchmark 1.7.1;
+//   runtime/ at 85384dc.
+// Date: 2026-11-25, run A 02:25:04 UTC, run B 02:52:43 UTC. Each run
+//   started after 15 s of idle machine and saw no other process above 10%
+//   of a CPU while it ran.
+// Medians of 5 repetitions, cv = stddev/mean over them. The host is shared:
+//   absolute figures moved by up to 1.75x between runs A and B (the malloc
+//   family most); compare alternatives within one run.
+//
+//   benchmark                          run A: median (cv)  run B: median (cv)
+//   BM_Pool_AcquireFreezeRelease       81.5 ns (1.2%)      82.3 ns (1.8%)
+//   BM_Pool_AcquireResult              82.4 ns (1.3%)      88.5 ns (4.1%)
+//   BM_MiMalloc2048                    10.9 ns (0.7%)      16.9 ns (7.7%)
+//   BM_Glibc2048                       11.2 ns (1.1%)      16.6 ns (12.5%)
+//   BM_CrossThread_Pool/real_time      436 ns (2.3%)       386 ns (4.4%)
+//   BM_CrossThread_MiMalloc/real_time  344 ns (7.7%)       389 ns (3.0%)
+//   BM_Writer_Write64                  3,203 ns (0.8%)     3,624 ns (1.3%)     per_reply: A 50 ns, B 56.6 ns
+//   BM_Naive_Write64                   532 ns (1.2%)       665 ns (3.0%)       per_reply: A 8.31 ns, B 10.4 ns
+//
+// Ratios and interpretation: docs/benchmarks.md, "Memory layer (issue 2)".

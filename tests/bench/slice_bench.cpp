@@ -99,7 +99,7 @@ void check_balanced(const buffer_pool& pool) {
   }
 }
 
-// -- copy + release ------------------------------------------------------------------
+// -- copy + release -----------------------------------------------------------
 
 void BM_SliceCopy(benchmark::State& state) {
   auto pool = make_pool();
@@ -123,7 +123,7 @@ void BM_SharedPtrCopy(benchmark::State& state) {
 }
 BENCHMARK(BM_SharedPtrCopy);
 
-// -- sub-slicing ---------------------------------------------------------------------
+// -- sub-slicing --------------------------------------------------------------
 
 void BM_SliceSub(benchmark::State& state) {
   auto pool = make_pool();
@@ -164,7 +164,7 @@ void BM_SliceRef(benchmark::State& state) {
 }
 BENCHMARK(BM_SliceRef);
 
-// -- detach ------------------------------------------------------------------------
+// -- detach -------------------------------------------------------------------
 
 void BM_SliceDetach(benchmark::State& state) {
   const auto n = static_cast<size_t>(state.range(0));
@@ -192,7 +192,7 @@ void BM_SharedVectorCopy(benchmark::State& state) {
 }
 BENCHMARK(BM_SharedVectorCopy)->ArgName("bytes")->Arg(16)->Arg(64)->Arg(512);
 
-// -- cross-thread release ------------------------------------------------------------
+// -- cross-thread release -----------------------------------------------------
 
 /// Producer: copies `items[i % count]` into the ring; the helper thread
 /// destroys what it pops. Returns after the helper drained everything.
@@ -257,3 +257,39 @@ BENCHMARK(BM_CrossThread_RawPointer)->ArgName("distinct")->Arg(0)->UseRealTime()
 } // namespace
 
 BENCHMARK_MAIN();
+
+// -- Results ------------------------------------------------------------------
+//
+// Command (one line):
+//   build/bench/tests/mayfly_slice_bench --benchmark_repetitions=5
+//   --benchmark_report_aggregates_only=true
+// Machine: 2 vCPUs AMD EPYC (Firecracker VM, no SMT, TSC 2096 MHz), Debian
+//   12, kernel 6.18.44-fc-v782, g++ 12.2 RelWithDebInfo (bench preset),
+//   mimalloc 2.0.9 (also serving malloc), Google Benchmark 1.7.1;
+//   runtime/ at 85384dc.
+// Date: 2026-11-25, run A 02:23:50 UTC, run B 02:51:30 UTC. Each run
+//   started after 15 s of idle machine and saw no other process above 10%
+//   of a CPU while it ran.
+// Medians of 5 repetitions, cv = stddev/mean over them. The host is shared:
+//   absolute figures moved by up to 1.75x between runs A and B (the malloc
+//   family most); compare alternatives within one run.
+//
+//   benchmark                                       run A: median (cv)  run B: median (cv)
+//   BM_SliceCopy                                    36 ns (0.9%)        39.8 ns (2.6%)
+//   BM_SharedPtrCopy                                15.3 ns (0.6%)      16.3 ns (1.3%)
+//   BM_SliceSub                                     35.4 ns (1.0%)      37.6 ns (2.8%)
+//   BM_SharedPtrAlias                               15.1 ns (0.8%)      16 ns (2.0%)
+//   BM_SliceRef                                     35.4 ns (1.6%)      39.3 ns (1.0%)
+//   BM_SliceDetach/bytes:16                         109 ns (1.5%)       125 ns (2.0%)
+//   BM_SliceDetach/bytes:64                         106 ns (0.8%)       116 ns (0.5%)
+//   BM_SliceDetach/bytes:512                        110 ns (1.4%)       121 ns (1.8%)
+//   BM_SharedVectorCopy/bytes:16                    11.2 ns (0.7%)      18.8 ns (2.1%)
+//   BM_SharedVectorCopy/bytes:64                    11.6 ns (0.6%)      18.3 ns (0.8%)
+//   BM_SharedVectorCopy/bytes:512                   16.6 ns (8.7%)      23.5 ns (0.7%)
+//   BM_CrossThread_Slice/distinct:0/real_time       130 ns (10.2%)      150 ns (18.6%)
+//   BM_CrossThread_Slice/distinct:1/real_time       216 ns (8.1%)       200 ns (4.4%)
+//   BM_CrossThread_SharedPtr/distinct:0/real_time   63.9 ns (38.5%)     129 ns (10.1%)
+//   BM_CrossThread_SharedPtr/distinct:1/real_time   223 ns (2.2%)       249 ns (16.3%)
+//   BM_CrossThread_RawPointer/distinct:0/real_time  5.63 ns (7.8%)      7.21 ns (2.9%)
+//
+// Ratios and interpretation: docs/benchmarks.md, "Memory layer (issue 2)".
