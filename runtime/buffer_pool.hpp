@@ -86,7 +86,8 @@ public:
   }
 
   /// Freezes the first `n` writable bytes into a slice; the rest stays
-  /// writable in this buffer. O(1), one atomic increment.
+  /// writable in this buffer. O(1): a refcount increment plus the slice
+  /// accounting (relaxed adds on the calling thread's counter shard).
   /// @pre `n <= capacity()` and `*this`
   slice split_to(size_t n) noexcept;
 

@@ -24,8 +24,8 @@
 /// `sendmmsg`; `consume(n)` drops the first n after the kernel took them.
 ///
 /// Thread-safety: none; one writer per sending thread. Cost: `write` is one
-/// `memcpy` plus a slice (one atomic increment), no allocation while the pool
-/// has slots; O(1) amortized.
+/// `memcpy` plus a slice (a refcount increment and the slice accounting), no
+/// allocation while the pool has slots; O(1) amortized.
 
 #include <sys/socket.h>
 #include <sys/uio.h>

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 #include "dns_test_util.hpp"
 #include "net/udp_endpoint.hpp"
 #include "tests/unit/net/udp_client.hpp"
@@ -20,18 +21,6 @@ namespace {
 
 using namespace mayfly;
 
-runtime_config small_config() {
-  runtime_config cfg;
-  cfg.workers = 2;
-  cfg.shutdown_deadline_ms = 2000;
-  cfg.memory.buffers.standard_capacity = 256;
-  cfg.memory.buffers.jumbo_capacity = 8;
-  cfg.memory.buffers.prefault = false;
-  cfg.memory.arenas.capacity = 256;
-  cfg.memory.arenas.block_size = 4096;
-  cfg.memory.arenas.prefault = false;
-  return cfg;
-}
 
 bool have_dig() {
   return std::system("command -v dig >/dev/null 2>&1") == 0;
@@ -65,7 +54,7 @@ protected:
   }
 
   void start(const char* address = "127.0.0.1:0") {
-    auto made = runtime::make(small_config());
+    auto made = runtime::make(test::small_runtime_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
     handler = &rt->add_handler("dns", dns::make_handler(zone_.get(), &stats));

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 #include "net/stats_page.hpp"
 #include "net/udp_endpoint.hpp"
 #include "udp_client.hpp"
@@ -193,23 +194,11 @@ private:
   std::string buf_;
 };
 
-runtime_config small_config() {
-  runtime_config cfg;
-  cfg.workers = 2;
-  cfg.shutdown_deadline_ms = 2000;
-  cfg.memory.buffers.standard_capacity = 256;
-  cfg.memory.buffers.jumbo_capacity = 8;
-  cfg.memory.buffers.prefault = false;
-  cfg.memory.arenas.capacity = 256;
-  cfg.memory.arenas.block_size = 4096;
-  cfg.memory.arenas.prefault = false;
-  return cfg;
-}
 
 class StatsEndpoint : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto made = runtime::make(small_config());
+    auto made = runtime::make(test::small_runtime_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
     auto& h = rt->add_handler("echo", [](handler_context& ctx,
@@ -228,12 +217,7 @@ protected:
   }
 
   void TearDown() override {
-    if (rt) {
-      rt->stop();
-      EXPECT_TRUE(rt->balance().zero()) << rt->balance().to_json().dump();
-      rt.reset();
-    }
-    EXPECT_EQ(slice::live_count(), 0);
+    test::stop_and_expect_balanced(rt);
   }
 
   std::string host() const {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 #include "runtime/heap.hpp"
 #include "tests/support/alloc_counter.hpp"
 #include "udp_client.hpp"
@@ -19,18 +20,6 @@ namespace {
 
 using namespace mayfly;
 
-runtime_config small_config() {
-  runtime_config cfg;
-  cfg.workers = 2;
-  cfg.shutdown_deadline_ms = 2000;
-  cfg.memory.buffers.standard_capacity = 256;
-  cfg.memory.buffers.jumbo_capacity = 8;
-  cfg.memory.buffers.prefault = false;
-  cfg.memory.arenas.capacity = 256;
-  cfg.memory.arenas.block_size = 4096;
-  cfg.memory.arenas.prefault = false;
-  return cfg;
-}
 
 std::string pattern(size_t n, uint32_t seed) {
   std::string s(n, '\0');
@@ -63,12 +52,7 @@ protected:
   }
 
   void TearDown() override {
-    if (rt) {
-      rt->stop();
-      EXPECT_TRUE(rt->balance().zero()) << rt->balance().to_json().dump();
-      rt.reset();
-    }
-    EXPECT_EQ(slice::live_count(), 0);
+    test::stop_and_expect_balanced(rt);
   }
 
   nlohmann::json net_stats() {
@@ -80,7 +64,7 @@ protected:
 };
 
 TEST_F(EndpointTest, EchoesEverySizeClassByteForByte) {
-  start(small_config());
+  start(test::small_runtime_config());
   test::udp_client client{endpoint->local_address()};
   uint32_t seed = 1;
   for (size_t size : {0, 1, 64, 1472, 2048, 2049, 9000, 65507}) {
@@ -101,7 +85,7 @@ TEST_F(EndpointTest, EchoesEverySizeClassByteForByte) {
 }
 
 TEST_F(EndpointTest, EchoesOverIpv6) {
-  start(small_config(), "[::1]:0");
+  start(test::small_runtime_config(), "[::1]:0");
   test::udp_client client{endpoint->local_address()};
   for (size_t size : {0, 100, 5000}) {
     auto msg = pattern(size, 7);
@@ -113,7 +97,7 @@ TEST_F(EndpointTest, EchoesOverIpv6) {
 }
 
 TEST_F(EndpointTest, CopiedRepliesArePackedAndExact) {
-  start(small_config(), "127.0.0.1:0", true);
+  start(test::small_runtime_config(), "127.0.0.1:0", true);
   test::udp_client client{endpoint->local_address()};
   for (size_t size : {0, 10, 700, 1500, 3000}) {
     auto msg = pattern(size, 3);
@@ -125,7 +109,7 @@ TEST_F(EndpointTest, CopiedRepliesArePackedAndExact) {
 }
 
 TEST_F(EndpointTest, ManyOutstandingRequestsAllAnswered) {
-  start(small_config());
+  start(test::small_runtime_config());
   test::udp_client client{endpoint->local_address()};
   constexpr int rounds = 50, window = 32;
   int received = 0;
@@ -146,7 +130,7 @@ TEST_F(EndpointTest, ManyOutstandingRequestsAllAnswered) {
 }
 
 TEST_F(EndpointTest, LargeDatagramWithoutJumboClassIsCountedNotDelivered) {
-  auto cfg = small_config();
+  auto cfg = test::small_runtime_config();
   cfg.memory.buffers.jumbo_capacity = 0; // no class for >2 KiB
   start(cfg);
   test::udp_client client{endpoint->local_address(), 300};
@@ -160,7 +144,7 @@ TEST_F(EndpointTest, LargeDatagramWithoutJumboClassIsCountedNotDelivered) {
 }
 
 TEST_F(EndpointTest, ThrowingHandlerDoesNotStopTheEndpoint) {
-  auto made = runtime::make(small_config());
+  auto made = runtime::make(test::small_runtime_config());
   ASSERT_TRUE(made);
   rt = std::move(*made);
   auto& h = rt->add_handler("picky", [](handler_context& ctx,
@@ -184,7 +168,7 @@ TEST_F(EndpointTest, ThrowingHandlerDoesNotStopTheEndpoint) {
 }
 
 TEST_F(EndpointTest, PoolExhaustionPausesThenRecovers) {
-  auto cfg = small_config();
+  auto cfg = test::small_runtime_config();
   cfg.memory.buffers.standard_capacity = 48;
   auto made = runtime::make(cfg);
   ASSERT_TRUE(made);
@@ -238,7 +222,7 @@ TEST_F(EndpointTest, PoolExhaustionPausesThenRecovers) {
 }
 
 TEST_F(EndpointTest, DropPolicyCountsRefusedDatagrams) {
-  auto cfg = small_config();
+  auto cfg = test::small_runtime_config();
   cfg.overload = overload_policy::drop;
   auto made = runtime::make(cfg);
   ASSERT_TRUE(made);
@@ -272,7 +256,7 @@ TEST_F(EndpointTest, DropPolicyCountsRefusedDatagrams) {
 }
 
 TEST_F(EndpointTest, InvalidBindAddressNamesTheAddress) {
-  auto made = runtime::make(small_config());
+  auto made = runtime::make(test::small_runtime_config());
   ASSERT_TRUE(made);
   rt = std::move(*made);
   auto& h = rt->add_handler("h", [](handler_context&, const datagram&) {});
@@ -289,7 +273,7 @@ TEST_F(EndpointTest, InvalidBindAddressNamesTheAddress) {
 }
 
 TEST_F(EndpointTest, SeveralReceiveThreadsShareThePort) {
-  auto made = runtime::make(small_config());
+  auto made = runtime::make(test::small_runtime_config());
   ASSERT_TRUE(made);
   rt = std::move(*made);
   auto& h = rt->add_handler("echo", [](handler_context& ctx,
@@ -322,7 +306,7 @@ TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagram) {
   if (!test::counting_enabled())
     GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
                     "release preset runs this test";
-  start(small_config());
+  start(test::small_runtime_config());
   test::udp_client client{endpoint->local_address()};
   // Round trips with a stack buffer: the client allocates nothing.
   auto round_trips = [&](int n) {

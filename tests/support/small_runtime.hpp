@@ -1,0 +1,40 @@
+#pragma once
+
+// A real runtime sized for loopback tests (2 workers, small pools, no
+// prefaulting), and the end-of-test check every such test makes: stop, then
+// every pool, arena, binary and handler back at zero. Shared by the net and
+// dns test suites. Header-only.
+
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "actors/runtime.hpp"
+
+namespace mayfly::test {
+
+inline runtime_config small_runtime_config() {
+  runtime_config cfg;
+  cfg.workers = 2;
+  cfg.shutdown_deadline_ms = 2000;
+  cfg.memory.buffers.standard_capacity = 256;
+  cfg.memory.buffers.jumbo_capacity = 8;
+  cfg.memory.buffers.prefault = false;
+  cfg.memory.arenas.capacity = 256;
+  cfg.memory.arenas.block_size = 4096;
+  cfg.memory.arenas.prefault = false;
+  return cfg;
+}
+
+/// Stops `rt` (if any), expects all balances at zero, destroys it, and
+/// expects no slice left alive in the process.
+inline void stop_and_expect_balanced(std::unique_ptr<runtime>& rt) {
+  if (rt) {
+    rt->stop();
+    EXPECT_TRUE(rt->balance().zero()) << rt->balance().to_json().dump();
+    rt.reset();
+  }
+  EXPECT_EQ(slice::live_count(), 0);
+}
+
+} // namespace mayfly::test
