@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
   auto setup = [](mayfly::runtime& rt) -> mayfly::handler_type& {
     return rt.add_handler("echo", [](mayfly::handler_context& ctx,
                                      const mayfly::datagram& d) {
+      if (d.payload.empty())
+        return; // not a request (1 to 65507 bytes): no reply
       ctx.reply(d.payload); // zero-copy: a slice of the received binary
     });
   };

@@ -1,0 +1,335 @@
+#pragma once
+
+// Helpers for the wire tests (tests/integration/wire/): an example program
+// run as a subprocess on ephemeral loopback ports, a one-shot HTTP GET of
+// its /stats, a connected UDP client, and waiting for the stats to settle.
+// Test code: the heap is fine here. Every wait is bounded in time.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "runtime/address.hpp"
+#include "tests/unit/net/udp_client.hpp"
+
+namespace wire {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+/// A small configuration for the examples: small pools, nothing prefaulted,
+/// a jumbo class of `jumbo_slot` bytes (0: none). Written to a temp file.
+inline std::string write_config(const std::string& tag, size_t jumbo_slot,
+                                size_t jumbo_capacity = 8) {
+  std::string path = ::testing::TempDir() + "mayfly-wire-" + tag + "-"
+                     + std::to_string(::getpid()) + ".json";
+  std::ofstream f{path};
+  f << R"({ "runtime": { "workers": 2, "max_in_flight": 512,
+               "shutdown_deadline_ms": 2000 },
+  "memory": {
+    "buffers": { "standard_slot_size": 2048, "standard_capacity": 1024,
+                 "jumbo_slot_size": )"
+    << jumbo_slot << R"(, "jumbo_capacity": )"
+    << (jumbo_slot == 0 ? 0 : jumbo_capacity) << R"(,
+                 "huge_pages": false, "prefault": false },
+    "arenas": { "block_size": 16384, "capacity": 256 } },
+  "net": { "receive_buffer": 1048576 } })";
+  return path;
+}
+
+/// GET `target` from the HTTP endpoint at `at`; the body, or nothing when
+/// the request failed or did not finish within 5 s.
+inline std::optional<std::string> http_get(const mayfly::udp_address& at,
+                                           const std::string& target) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return std::nullopt;
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (::connect(fd, at.sockaddr_ptr(), at.size()) != 0) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Connection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL)
+      != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  std::string resp;
+  char buf[16384];
+  auto deadline = steady::now() + 5s;
+  while (steady::now() < deadline) {
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    resp.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  auto head_end = resp.find("\r\n\r\n");
+  if (resp.rfind("HTTP/1.1 200", 0) != 0 || head_end == std::string::npos)
+    return std::nullopt;
+  return resp.substr(head_end + 4);
+}
+
+/// The /stats document, or a discarded json when it could not be read.
+inline json get_stats(const mayfly::udp_address& at) {
+  auto body = http_get(at, "/stats");
+  if (!body)
+    return json(json::value_t::discarded);
+  return json::parse(*body, nullptr, false);
+}
+
+/// Whether no handler, arena, slice or binary is outstanding: what must hold
+/// on a running service once the traffic stopped. The standard pool keeps
+/// what the endpoints hold for themselves: a batch of 32 slots per receive
+/// thread ready for `recvmmsg` and a partly filled send buffer per worker
+/// (docs/design/net.md). Those slots are counted in `binaries.live` too
+/// (the census counts acquired slots, frozen or not), so the bound is on
+/// `in_use`; the jumbo pool must be at zero. `kept`: slices the service
+/// keeps on purpose, each over a detached (dedicated) binary of its own,
+/// such as the names mayfly-tally's aggregators store.
+inline bool quiet(const json& s, int64_t kept = 0) {
+  if (!s.is_object())
+    return false;
+  try {
+    const auto& b = s.at("runtime").at("balance");
+    if (b.at("handlers") != 0 || b.at("arenas_out") != 0
+        || b.at("arena_blocks") != 0 || b.at("slices_live") != kept
+        || s.at("runtime").at("in_flight") != 0)
+      return false;
+    int64_t reserve = s.at("runtime").at("workers").get<int64_t>();
+    for (auto& [name, n] : s.at("net").items())
+      if (name.rfind("udp:", 0) == 0)
+        reserve += 32 * n.at("receive_threads").get<int64_t>();
+    const auto& pools = s.at("pools");
+    if (pools.at("standard").at("in_use").get<int64_t>() > reserve)
+      return false;
+    if (pools.contains("jumbo") && pools.at("jumbo").at("in_use") != 0)
+      return false;
+    return s.at("binaries").at("dedicated_live") == kept;
+  } catch (const json::exception&) {
+    return false; // a field missing: not the document we expect
+  }
+}
+
+/// Polls /stats until `quiet`; the last document read (check it with
+/// `quiet` again for a message). At most 10 s.
+inline json wait_quiet(const mayfly::udp_address& at, int64_t kept = 0) {
+  json s;
+  for (int i = 0; i < 200; ++i) {
+    s = get_stats(at);
+    if (quiet(s, kept))
+      return s;
+    std::this_thread::sleep_for(50ms);
+  }
+  return s;
+}
+
+/// The one UDP endpoint section of a stats document.
+inline json udp_section(const json& s) {
+  if (!s.is_object() || !s.contains("net"))
+    return json::object();
+  for (auto& [name, n] : s.at("net").items())
+    if (name.rfind("udp:", 0) == 0)
+      return n;
+  return json::object();
+}
+
+/// A connected UDP client that also drains stale replies.
+class client : public mayfly::test::udp_client {
+public:
+  explicit client(const mayfly::udp_address& server, int timeout_ms = 2000)
+    : udp_client(server, timeout_ms) {
+  }
+
+  /// Waits `ms` for a datagram; nothing if none came (the expected outcome
+  /// for a datagram that must get no reply).
+  std::optional<std::string> receive_within(int ms) {
+    pollfd p{fd(), POLLIN, 0};
+    if (::poll(&p, 1, ms) <= 0)
+      return std::nullopt;
+    return receive();
+  }
+};
+
+/// An example program run as a subprocess: `--port 0 --stats 127.0.0.1:0`,
+/// addresses read from what it prints on stdout; stderr kept in a file.
+class subprocess {
+public:
+  subprocess(const std::string& program, std::vector<std::string> args) {
+    err_path_ = ::testing::TempDir() + "mayfly-wire-stderr-"
+                + std::to_string(::getpid()) + "-"
+                + std::to_string(counter()++) + ".txt";
+    // Everything the child needs is made before fork(): after it, the
+    // child only calls async-signal-safe functions.
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(program.c_str()));
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0)
+      return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (err >= 0)
+        ::dup2(err, 2);
+      ::execv(program.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    out_ = out[0];
+    read_addresses();
+  }
+
+  ~subprocess() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0)
+      ::close(out_);
+    std::remove(err_path_.c_str());
+  }
+
+  subprocess(const subprocess&) = delete;
+  subprocess& operator=(const subprocess&) = delete;
+
+  bool started() const {
+    return udp_.has_value() && stats_.has_value();
+  }
+
+  const mayfly::udp_address& udp() const {
+    return *udp_;
+  }
+
+  const mayfly::udp_address& stats() const {
+    return *stats_;
+  }
+
+  /// Whether the process still runs.
+  bool alive() {
+    if (exited_)
+      return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      status_ = status;
+      return false;
+    }
+    return true;
+  }
+
+  /// SIGTERM, then waits up to 20 s for a graceful exit. The exit code, or
+  /// -1 if it did not exit (it is killed then) or died of a signal.
+  int terminate() {
+    if (alive())
+      ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 200 && alive(); ++i)
+      std::this_thread::sleep_for(100ms);
+    if (alive()) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+      exited_ = true;
+      return -1;
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+  }
+
+  /// What the program wrote to stderr so far.
+  std::string stderr_text() const {
+    std::ifstream f{err_path_};
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+
+  const std::string& stdout_text() const {
+    return out_text_;
+  }
+
+private:
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+
+  // Reads stdout until both "listening on udp A" and "statistics on
+  // http://A/" were printed, for at most 20 s (an ASan build starts slowly).
+  void read_addresses() {
+    auto deadline = steady::now() + 20s;
+    char buf[4096];
+    while (!(udp_ && stats_) && steady::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0)
+        continue;
+      auto n = ::read(out_, buf, sizeof(buf));
+      if (n <= 0)
+        break;
+      out_text_.append(buf, static_cast<size_t>(n));
+      udp_ = find_address("listening on udp ", " ");
+      stats_ = find_address("statistics on http://", "/");
+    }
+  }
+
+  std::optional<mayfly::udp_address> find_address(const std::string& before,
+                                                   const std::string& end) {
+    auto at = out_text_.find(before);
+    if (at == std::string::npos)
+      return std::nullopt;
+    at += before.size();
+    auto stop = out_text_.find(end, at);
+    if (stop == std::string::npos)
+      return std::nullopt;
+    auto parsed = mayfly::udp_address::parse(out_text_.substr(at, stop - at));
+    if (!parsed)
+      return std::nullopt;
+    return *parsed;
+  }
+
+  pid_t pid_ = -1;
+  int out_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+  std::string err_path_;
+  std::string out_text_;
+  std::optional<mayfly::udp_address> udp_;
+  std::optional<mayfly::udp_address> stats_;
+};
+
+/// Random bytes of length `n` from a fixed seed (repeatable).
+inline std::string random_bytes(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : s) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x & 0xFF);
+  }
+  return s;
+}
+
+} // namespace wire
