@@ -38,12 +38,14 @@ class udp_socket {
 public:
   udp_socket() noexcept = default;
 
-  udp_socket(udp_socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+  udp_socket(udp_socket&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), gro_(std::exchange(other.gro_, false)) {
   }
 
   udp_socket& operator=(udp_socket&& other) noexcept {
     udp_socket tmp{std::move(other)};
     std::swap(fd_, tmp.fd_);
+    std::swap(gro_, tmp.gro_);
     return *this;
   }
 

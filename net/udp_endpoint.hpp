@@ -38,6 +38,27 @@
 /// (counted) and go on. A full reply queue drops the reply (counted); a
 /// worker never blocks.
 ///
+/// **Optional paths** (`endpoint_config::receive_path`, `gso`), each
+/// detected when the endpoint opens, with a log line naming the path in use
+/// and a clean fallback to the default:
+///
+/// - `receive_path::gro`: UDP_GRO on the socket. `recvmmsg` reads into
+///   jumbo slots (64 KiB); a receive that coalesced several datagrams of one
+///   peer (the sender used GSO) becomes ONE binary, and each datagram is
+///   handed to its own handler as a slice of it (one refcount shared by
+///   all, no copy). A receive holding a single datagram that fits a standard
+///   slot is copied into one (at most a slot's bytes), so ordinary traffic
+///   does not pin 64 KiB per datagram. Falls back to `recvmmsg` when the
+///   kernel refuses UDP_GRO or the jumbo class is disabled.
+/// - `gso`: consecutive replies of equal size to one peer in a send batch
+///   (the last of a run may be shorter) go out as one message with a
+///   UDP_SEGMENT control message, inside the same `sendmmsg`. If the kernel
+///   refuses such a message (EIO, EINVAL) GSO is switched off for that loop
+///   (logged once, counted) and the same replies are sent one by one:
+///   nothing is lost.
+///
+/// io_uring receive is not implemented (docs/design/net.md, "Not done yet").
+///
 /// Endpoints are owned by the runtime (`udp_endpoint::open` attaches them),
 /// so they outlive every handler that could reply through them.
 
@@ -61,6 +82,18 @@ namespace detail {
 class io_loop;
 } // namespace detail
 
+/// How an endpoint's IO loops read datagrams.
+enum class receive_path : uint8_t {
+  /// `recvmmsg` into standard slots, one binary per datagram (default).
+  recvmmsg,
+  /// UDP GRO: coalesced datagrams of one peer land in one jumbo binary and
+  /// are delivered as slices of it. See file comment.
+  gro,
+};
+
+/// "recvmmsg" or "gro".
+const char* to_string(receive_path p) noexcept;
+
 /// Configuration of one endpoint; the "net" section of a configuration file
 /// holds the same fields (except `address`).
 struct endpoint_config {
@@ -79,6 +112,11 @@ struct endpoint_config {
   /// Spin this long on an empty socket before sleeping (lower latency, more
   /// CPU). 0: sleep at once.
   uint32_t busy_poll_us = 0;
+  /// Receive path asked for; the one in use (after fallback) is in the
+  /// stats as "receive_path".
+  mayfly::receive_path receive_path = mayfly::receive_path::recvmmsg;
+  /// Send runs of equal-size replies to one peer with UDP GSO.
+  bool gso = false;
 };
 
 /// Parses the "net" section of a configuration document on top of

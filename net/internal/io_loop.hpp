@@ -51,6 +51,12 @@ public:
     send_errors,
     send_blocked,
     polls,
+    gro_receives,  // receives that held several coalesced datagrams
+    gro_segments,  // datagrams that arrived in those
+    gro_copied,    // lone small datagrams copied out of a jumbo slot
+    gso_sends,     // messages sent with UDP_SEGMENT
+    gso_segments,  // datagrams sent in those
+    gso_errors,    // GSO messages the kernel refused (GSO then switched off)
     num_io_counters,
   };
 
@@ -64,6 +70,8 @@ public:
     num_worker_counters,
   };
 
+  /// Uses GRO when `cfg` asks for it, the socket accepted UDP_GRO and the
+  /// runtime has a jumbo class; see `path()`.
   io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
           udp_socket sock);
   ~io_loop() override;
@@ -87,6 +95,16 @@ public:
     return sock_;
   }
 
+  /// The receive path in use (fixed at construction).
+  receive_path path() const noexcept {
+    return gro_ ? receive_path::gro : receive_path::recvmmsg;
+  }
+
+  /// Whether replies are sent with GSO now (false once the kernel refused).
+  bool gso() const noexcept {
+    return gso_.load(std::memory_order_relaxed);
+  }
+
 private:
   struct reply {
     udp_address to;
@@ -100,11 +118,24 @@ private:
 
   static constexpr size_t kPackerSlots = 64;
   static constexpr size_t kControlBytes = 64;
+  // GRO: jumbo slots per recvmmsg (each holds up to 64 coalesced datagrams;
+  // more would tie up the shared jumbo class).
+  static constexpr size_t kGroBatch = 8;
+  // GSO: at most this many segments and bytes per message (the kernel's
+  // UDP_MAX_SEGMENTS was 64 before 6.x; 65507 is the IPv4 payload limit).
+  static constexpr size_t kGsoMaxSegments = 64;
+  static constexpr size_t kGsoMaxBytes = 65507;
+  static constexpr size_t kSendControlBytes = CMSG_SPACE(sizeof(uint16_t));
 
   void run() noexcept;
   bool receive_batch() noexcept;
+  size_t read_control(msghdr& hdr) noexcept;
   void process(size_t i, int64_t now) noexcept;
+  void process_gro(size_t i, int64_t now) noexcept;
+  void admit(datagram& d) noexcept;
   void deliver(datagram& d) noexcept;
+  size_t fill_send() noexcept;
+  void disable_gso(int err) noexcept;
   bool retry_held() noexcept;
   bool drain_replies() noexcept;
   bool flush_writer() noexcept;
@@ -123,6 +154,10 @@ private:
   bool drop_on_overload_;
   size_t slot_size_;
   size_t spill_size_;
+  bool gro_ = false;           // receive path: GRO into jumbo slots
+  size_t rbatch_ = 0;          // messages per recvmmsg
+  std::atomic<bool> gso_{false};
+  size_t gso_max_segment_ = 0; // largest GSO segment (one MTU's payload)
   int event_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> running_{false};
@@ -135,7 +170,8 @@ private:
   uint32_t last_ovfl_ = 0;
 
   // Receive batch: slot i holds datagram i; spill i catches its tail when
-  // it is larger than a slot (copied into a jumbo binary then).
+  // it is larger than a slot (copied into a jumbo binary then). With GRO,
+  // slot i is a jumbo slot that may hold several datagrams, and no spill.
   std::vector<mmsghdr> rmsgs_;
   std::vector<iovec> riov_;
   std::vector<udp_address> rnames_;
@@ -150,6 +186,8 @@ private:
   datagram_writer writer_;
   std::vector<mmsghdr> smsgs_;
   std::vector<iovec> siov_;
+  std::vector<char> scontrol_;    // one UDP_SEGMENT cmsg per message
+  std::vector<uint32_t> sdgrams_; // datagrams in message i
   std::unique_ptr<packer_slot[]> packers_;
 
   std::atomic<int64_t> io_[num_io_counters] = {};

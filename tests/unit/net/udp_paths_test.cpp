@@ -1,0 +1,364 @@
+// The optional IO paths of a UDP endpoint on real loopback sockets: the GRO
+// receive path (coalescing really observed, with a GSO sender), GSO replies
+// (really used, counted), their fallbacks, and configuration. Every test ends
+// with the pools and slices balanced back to zero (the fixture's TearDown).
+
+#include "net/udp_endpoint.hpp"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
+#include "udp_client.hpp"
+
+namespace {
+
+using namespace mayfly;
+
+std::string pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  std::mt19937 gen{seed};
+  for (auto& c : s)
+    c = static_cast<char>(gen());
+  return s;
+}
+
+/// Sends `bytes` as one GSO message of `segment`-byte datagrams (the last
+/// may be shorter) on the connected socket `fd`. Returns errno or 0.
+int send_gso(int fd, const std::string& bytes, uint16_t segment) {
+  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint16_t))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  auto* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = IPPROTO_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  std::memcpy(CMSG_DATA(c), &segment, sizeof(segment));
+  return ::sendmsg(fd, &msg, 0) == static_cast<ssize_t>(bytes.size()) ? 0
+                                                                      : errno;
+}
+
+/// The fd of this process's UDP socket bound to `addr` (the endpoint's), or
+/// -1. Test-only: lets a test change the server socket the way a hostile
+/// kernel configuration would.
+int find_socket(const udp_address& addr) {
+  int found = -1;
+  if (DIR* dir = ::opendir("/proc/self/fd")) {
+    while (auto* e = ::readdir(dir)) {
+      int fd = std::atoi(e->d_name);
+      if (fd <= 2)
+        continue;
+      udp_address local;
+      socklen_t len = udp_address::capacity();
+      int type = 0;
+      socklen_t tlen = sizeof(type);
+      if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0
+          || type != SOCK_DGRAM
+          || ::getsockname(fd, local.sockaddr_ptr(), &len) != 0)
+        continue;
+      if (udp_address{local.sockaddr_ptr(), len} == addr)
+        found = fd;
+    }
+    ::closedir(dir);
+  }
+  return found;
+}
+
+// The endpoint falls back to recvmmsg (and logs it) when the kernel refuses
+// UDP_GRO (before 5.0).
+#define SKIP_WITHOUT_GRO()                                                     \
+  if (net_stats()["receive_path"] != "gro")                                  \
+  GTEST_SKIP() << "this kernel refused UDP_GRO (needs Linux 5.0+): the "     \
+                  "endpoint fell back to recvmmsg"
+
+class PathsTest : public ::testing::Test {
+protected:
+  /// A runtime whose handler replies `copies` times with the request and
+  /// then, if `half`, once more with its first half; an endpoint with `ec`.
+  void start(endpoint_config ec, const char* address = "127.0.0.1:0",
+             int copies = 1, bool half = false,
+             runtime_config cfg = test::small_runtime_config()) {
+    auto made = runtime::make(cfg);
+    ASSERT_TRUE(made) << made.error().message();
+    rt = std::move(*made);
+    auto& h = rt->add_handler("echo", [copies, half](handler_context& ctx,
+                                                     const datagram& d) {
+      for (int i = 0; i < copies; ++i)
+        ctx.reply(d.payload);
+      if (half)
+        ctx.reply(d.payload.sub(0, d.payload.size() / 2));
+    });
+    ec.address = *udp_address::parse(address);
+    auto ep = udp_endpoint::open(*rt, h, ec);
+    ASSERT_TRUE(ep) << ep.error().message();
+    endpoint = *ep;
+    rt->start();
+  }
+
+  static runtime_config roomy() {
+    auto cfg = test::small_runtime_config();
+    cfg.memory.buffers.jumbo_capacity = 32;
+    return cfg;
+  }
+
+  void TearDown() override {
+    test::stop_and_expect_balanced(rt);
+  }
+
+  nlohmann::json net_stats() {
+    return rt->collect_stats()["net"][endpoint->name()];
+  }
+
+  /// Waits (bounded) until the IO thread counted `n` replies out: the client
+  /// can see a reply before sendmmsg returned and was counted.
+  void wait_out(int64_t n) {
+    for (int i = 0; i < 2000 && net_stats()["datagrams_out"] < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+
+  std::unique_ptr<runtime> rt;
+  udp_endpoint* endpoint = nullptr;
+};
+
+// -- configuration ------------------------------------------------------------
+
+TEST(PathsConfig, ParsesReceivePathAndGso) {
+  auto doc = nlohmann::json::parse(
+    R"({"net": {"receive_path": "gro", "gso": true, "batch": 16}})");
+  auto cfg = parse_endpoint_config(doc);
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  EXPECT_EQ(cfg->receive_path, receive_path::gro);
+  EXPECT_TRUE(cfg->gso);
+  EXPECT_EQ(cfg->batch, 16u);
+  auto defaults = parse_endpoint_config(nlohmann::json::object());
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->receive_path, receive_path::recvmmsg);
+  EXPECT_FALSE(defaults->gso);
+}
+
+TEST(PathsConfig, RefusesUnknownAndUnbuiltPaths) {
+  for (const char* path : {"io_uring", "epoll", ""}) {
+    auto doc = nlohmann::json{{"net", {{"receive_path", path}}}};
+    auto cfg = parse_endpoint_config(doc);
+    ASSERT_FALSE(cfg) << path;
+    EXPECT_EQ(cfg.error().code, errc::invalid_config);
+    EXPECT_EQ(cfg.error().subject, "net.receive_path");
+  }
+  auto doc = nlohmann::json{{"net", {{"gso", "yes"}}}};
+  EXPECT_FALSE(parse_endpoint_config(doc));
+}
+
+// -- GRO receive ----------------------------------------------------------------
+
+TEST_F(PathsTest, GroEchoesEverySizeByteForByte) {
+  endpoint_config ec;
+  ec.receive_path = receive_path::gro;
+  start(ec, "127.0.0.1:0", 1, false, roomy());
+  SKIP_WITHOUT_GRO();
+  test::udp_client client{endpoint->local_address()};
+  uint32_t seed = 11;
+  for (size_t size : {0, 1, 1472, 2048, 2049, 9000, 65507}) {
+    auto msg = pattern(size, seed++);
+    ASSERT_TRUE(client.send(msg)) << size;
+    auto reply = client.receive();
+    ASSERT_TRUE(reply) << "no reply for size " << size;
+    EXPECT_EQ(*reply, msg) << "size " << size;
+  }
+  wait_out(7);
+  auto st = net_stats();
+  EXPECT_EQ(st["datagrams_in"], 7);
+  EXPECT_EQ(st["datagrams_out"], 7);
+  EXPECT_EQ(st["gro_copied"], 4); // 0, 1, 1472, 2048 left the jumbo slot
+  EXPECT_EQ(st["spilled"], 0);    // large ones stayed in theirs: no copy
+  EXPECT_EQ(st["truncated"], 0);
+}
+
+TEST_F(PathsTest, GroDeliversEachCoalescedDatagramAsASliceOfOneBinary) {
+  endpoint_config ec;
+  ec.receive_path = receive_path::gro;
+  start(ec, "127.0.0.1:0", 1, false, roomy());
+  SKIP_WITHOUT_GRO();
+  test::udp_client client{endpoint->local_address()};
+  // 9 datagrams of 1000 bytes and a last one of 333, each distinct, sent as
+  // ONE GSO message: on loopback it arrives as one coalesced receive.
+  std::multiset<std::string> sent;
+  std::string burst;
+  for (uint32_t i = 0; i < 10; ++i) {
+    auto part = pattern(i < 9 ? 1000 : 333, 100 + i);
+    sent.insert(part);
+    burst += part;
+  }
+  ASSERT_EQ(send_gso(client.fd(), burst, 1000), 0) << std::strerror(errno);
+  std::multiset<std::string> got;
+  for (int i = 0; i < 10; ++i) {
+    auto reply = client.receive();
+    ASSERT_TRUE(reply) << "reply " << i << " missing";
+    got.insert(*reply);
+  }
+  EXPECT_EQ(got, sent); // byte for byte (handlers run in any order)
+  wait_out(10);
+  auto st = net_stats();
+  EXPECT_EQ(st["datagrams_in"], 10);
+  EXPECT_EQ(st["gro_receives"], 1);  // all ten in one receive
+  EXPECT_EQ(st["gro_segments"], 10);
+  EXPECT_EQ(st["recv_calls"], 1);
+}
+
+TEST_F(PathsTest, GroOverIpv6WithGsoReplies) {
+  endpoint_config ec;
+  ec.receive_path = receive_path::gro;
+  ec.gso = true;
+  start(ec, "[::1]:0", 1, false, roomy());
+  SKIP_WITHOUT_GRO();
+  test::udp_client client{endpoint->local_address()};
+  for (size_t size : {0, 1, 1452, 9000, 65487}) {
+    auto msg = pattern(size, 5);
+    ASSERT_TRUE(client.send(msg));
+    auto reply = client.receive();
+    ASSERT_TRUE(reply) << size;
+    EXPECT_EQ(*reply, msg) << size;
+  }
+  std::string burst;
+  std::multiset<std::string> sent;
+  for (uint32_t i = 0; i < 6; ++i) {
+    auto part = pattern(700, 200 + i);
+    sent.insert(part);
+    burst += part;
+  }
+  ASSERT_EQ(send_gso(client.fd(), burst, 700), 0);
+  std::multiset<std::string> got;
+  for (int i = 0; i < 6; ++i) {
+    auto reply = client.receive();
+    ASSERT_TRUE(reply);
+    got.insert(*reply);
+  }
+  EXPECT_EQ(got, sent);
+  EXPECT_GE(net_stats()["gro_segments"], 6);
+}
+
+TEST_F(PathsTest, GroFallsBackToRecvmmsgWithoutJumboClass) {
+  auto cfg = test::small_runtime_config();
+  cfg.memory.buffers.jumbo_capacity = 0;
+  endpoint_config ec;
+  ec.receive_path = receive_path::gro;
+  start(ec, "127.0.0.1:0", 1, false, cfg);
+  EXPECT_EQ(net_stats()["receive_path"], "recvmmsg");
+  test::udp_client client{endpoint->local_address()};
+  ASSERT_TRUE(client.send("still served"));
+  auto reply = client.receive();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(*reply, "still served");
+}
+
+TEST_F(PathsTest, DefaultPathIsRecvmmsgWithoutGso) {
+  start(endpoint_config{});
+  auto st = net_stats();
+  EXPECT_EQ(st["receive_path"], "recvmmsg");
+  EXPECT_EQ(st["gso"], false);
+}
+
+// -- GSO send -----------------------------------------------------------------------
+
+TEST_F(PathsTest, GsoSendsARunToOnePeerAsOneMessage) {
+  endpoint_config ec;
+  ec.gso = true;
+  // Each request is answered 8 times whole and once by its first half: a
+  // run of 9 for one peer whose last datagram is shorter.
+  start(ec, "127.0.0.1:0", 8, true);
+  EXPECT_EQ(net_stats()["gso"], true);
+  test::udp_client client{endpoint->local_address()};
+  int64_t expected = 0;
+  // The IO thread may wake before the handler queued all nine; a few rounds
+  // make a batched run certain enough (bounded).
+  for (int round = 0; round < 20 && net_stats()["gso_sends"] == 0; ++round) {
+    auto msg = pattern(1200, 300 + round);
+    ASSERT_TRUE(client.send(msg));
+    for (int i = 0; i < 8; ++i) {
+      auto reply = client.receive();
+      ASSERT_TRUE(reply) << "round " << round << " reply " << i;
+      EXPECT_EQ(*reply, msg);
+    }
+    auto last = client.receive();
+    ASSERT_TRUE(last);
+    EXPECT_EQ(*last, msg.substr(0, 600)); // order kept within the run
+    expected += 9;
+    wait_out(expected);
+  }
+  auto st = net_stats();
+  if (st["gso_errors"] > 0)
+    GTEST_SKIP() << "this kernel refused UDP GSO on loopback (needs 4.18+)";
+  EXPECT_GT(st["gso_sends"], 0);
+  EXPECT_GE(st["gso_segments"], 2 * st["gso_sends"].get<int64_t>());
+  EXPECT_EQ(st["datagrams_out"], expected);
+  EXPECT_EQ(st["gso_errors"], 0);
+  EXPECT_EQ(st["send_errors"], 0);
+}
+
+TEST_F(PathsTest, GsoLeavesZeroLengthAndOversizeRepliesAlone) {
+  endpoint_config ec;
+  ec.gso = true;
+  start(ec, "127.0.0.1:0", 3);
+  test::udp_client client{endpoint->local_address()};
+  for (size_t size : {0, 1473, 9000}) { // no GSO: empty, or above one MTU
+    auto msg = pattern(size, 9);
+    ASSERT_TRUE(client.send(msg));
+    for (int i = 0; i < 3; ++i) {
+      auto reply = client.receive();
+      ASSERT_TRUE(reply) << size;
+      EXPECT_EQ(*reply, msg) << size;
+    }
+  }
+  wait_out(9);
+  EXPECT_EQ(net_stats()["gso_sends"], 0);
+  EXPECT_EQ(net_stats()["datagrams_out"], 9);
+}
+
+TEST_F(PathsTest, GsoRefusedByTheKernelIsSwitchedOffAndNothingIsLost) {
+  endpoint_config ec;
+  ec.gso = true;
+  start(ec, "127.0.0.1:0", 8);
+  // SO_NO_CHECK makes the kernel refuse UDP_SEGMENT sends with EINVAL, as a
+  // device without checksum offload refuses them with EIO.
+  int fd = find_socket(endpoint->local_address());
+  ASSERT_GE(fd, 0);
+  int one = 1;
+  ASSERT_EQ(::setsockopt(fd, SOL_SOCKET, SO_NO_CHECK, &one, sizeof(one)), 0);
+  test::udp_client client{endpoint->local_address()};
+  int64_t expected = 0;
+  for (int round = 0; round < 20 && net_stats()["gso_errors"] == 0; ++round) {
+    auto msg = pattern(800, 400 + round);
+    ASSERT_TRUE(client.send(msg));
+    for (int i = 0; i < 8; ++i) {
+      auto reply = client.receive();
+      ASSERT_TRUE(reply) << "round " << round << " reply " << i;
+      EXPECT_EQ(*reply, msg);
+    }
+    expected += 8;
+    wait_out(expected);
+  }
+  auto st = net_stats();
+  EXPECT_EQ(st["gso_errors"], 1);
+  EXPECT_EQ(st["gso"], false);
+  EXPECT_EQ(st["gso_sends"], 0);
+  EXPECT_EQ(st["send_errors"], 0);
+  EXPECT_EQ(st["datagrams_out"], expected);
+}
+
+} // namespace
