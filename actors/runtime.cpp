@@ -12,6 +12,7 @@
 #include <mimalloc.h>
 
 #include "actors/internal/handler_actor.hpp"
+#include "actors/scheduler.hpp"
 #include "runtime/heap.hpp"
 
 namespace mayfly {
@@ -87,6 +88,8 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
   sys_cfg.set("scheduler.max-throughput", static_cast<size_t>(c.max_throughput));
   if (c.testing_scheduler)
     sys_cfg.set("scheduler.policy", caf::atom("testing"));
+  else
+    install_scheduler(sys_cfg); // no clock wake-up per handler exit
   // (The add_error_category<T> template of CAF 0.17.6 does not compile.)
   sys_cfg.add_error_category(
     caf::atom("mayfly"),
@@ -151,8 +154,16 @@ nlohmann::json runtime::runtime_stats() const {
                            : st == state::running  ? "running"
                            : st == state::stopping ? "stopping"
                                                    : "stopped";
+  nlohmann::json scheduler = {{"mayfly", false}};
+  scheduler_clock_stats clock;
+  if (system_ != nullptr && scheduler_stats(*system_, clock)) {
+    scheduler = {{"mayfly", true},
+                 {"timeout_actors", clock.armed_actors},
+                 {"exit_cancellations", clock.cancellations_forwarded}};
+  }
   return {
     {"state", state_name},
+    {"scheduler", std::move(scheduler)},
     {"uptime_s", static_cast<double>(now_ns() - started_ns_) / 1e9},
     {"workers", cfg_.workers},
     {"max_throughput", cfg_.max_throughput},

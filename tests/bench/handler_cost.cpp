@@ -11,9 +11,12 @@
 //           statistics).
 //   mayfly-reply  the same, and the handler replies with a slice into a sink
 //           that drops it.
+//   caf-clock  the floor again, on an actor system with CAF's own
+//           scheduler: its clock thread hears of every actor exit
+//           (actors/scheduler.hpp explains why mayfly's does not).
 // Measure with two values of N and divide the difference in instructions by
 // the difference in N, so start-up and shutdown cancel out:
-//   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//   valgrind --tool=callgrind --callgrind-out-file=/dev/null
 //     build/bench/tests/mayfly-handler-cost caf 20000
 // (docs/benchmarks.md has the script and the figures.)
 
@@ -25,6 +28,7 @@
 #include <string>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -93,7 +97,8 @@ void wait_all() {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s caf|mayfly|mayfly-reply N\n", argv[0]);
+    std::fprintf(stderr, "usage: %s caf|caf-clock|mayfly|mayfly-reply N\n",
+                 argv[0]);
     return 2;
   }
   std::string mode = argv[1];
@@ -126,6 +131,14 @@ int main(int argc, char** argv) {
     count_one();
   });
   rt->start();
+  // caf-clock: the same 1-worker system, without mayfly's scheduler.
+  caf::actor_system_config plain_cfg;
+  plain_cfg.set("scheduler.max-threads", size_t{1});
+  plain_cfg.set("scheduler.max-throughput",
+                static_cast<size_t>(cfg.max_throughput));
+  std::optional<caf::actor_system> plain;
+  if (mode == "caf-clock")
+    plain.emplace(plain_cfg);
   auto make_payload = [&] {
     auto buf = rt->buffers().standard().try_acquire();
     std::memset(buf.data(), 'x', 64);
@@ -141,6 +154,8 @@ int main(int argc, char** argv) {
                 .count();
     if (mode == "caf") {
       rt->system().spawn<floor_actor>(payload{make_payload(), peer});
+    } else if (plain) {
+      plain->spawn<floor_actor>(payload{make_payload(), peer});
     } else {
       mayfly::datagram d{make_payload(), peer, &sink, stamp};
       auto& type = mode == "mayfly-reply" ? h_reply : h;
@@ -151,6 +166,7 @@ int main(int argc, char** argv) {
     }
   }
   wait_all();
+  plain.reset();
   rt->stop();
   std::printf("%s: %lld handlers, balance %s\n", mode.c_str(),
               static_cast<long long>(n),
