@@ -57,7 +57,14 @@
 ///   (logged once, counted) and the same replies are sent one by one:
 ///   nothing is lost.
 ///
-/// io_uring receive is not implemented (docs/design/net.md, "Not done yet").
+/// - `receive_path::io_uring`: one multishot `recvmsg` per socket whose
+///   buffers come from a provided-buffer ring of standard pool slots: every
+///   datagram is still a pool binary, written there by the kernel, no copy.
+///   Datagrams larger than a slot less ~110 bytes of kernel header, address
+///   and control room are counted as `truncated`. The request is re-armed
+///   when it ends (ring ran dry: counted). Falls back to `recvmmsg` when
+///   io_uring, buffer rings or multishot recvmsg are unavailable (or mayfly
+///   was built without liburing).
 ///
 /// Endpoints are owned by the runtime (`udp_endpoint::open` attaches them),
 /// so they outlive every handler that could reply through them.
@@ -89,9 +96,12 @@ enum class receive_path : uint8_t {
   /// UDP GRO: coalesced datagrams of one peer land in one jumbo binary and
   /// are delivered as slices of it. See file comment.
   gro,
+  /// io_uring multishot recvmsg with a provided-buffer ring of pool slots.
+  /// See file comment.
+  io_uring,
 };
 
-/// "recvmmsg" or "gro".
+/// "recvmmsg", "gro" or "io_uring".
 const char* to_string(receive_path p) noexcept;
 
 /// Configuration of one endpoint; the "net" section of a configuration file

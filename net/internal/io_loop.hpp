@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,6 +18,7 @@
 
 #include "actors/datagram.hpp"
 #include "actors/handler.hpp"
+#include "net/internal/uring_receiver.hpp"
 #include "net/socket.hpp"
 #include "net/udp_endpoint.hpp"
 #include "runtime/bounded_queue.hpp"
@@ -57,6 +59,9 @@ public:
     gso_sends,     // messages sent with UDP_SEGMENT
     gso_segments,  // datagrams sent in those
     gso_errors,    // GSO messages the kernel refused (GSO then switched off)
+    uring_rearms,       // multishot receives armed again after they ended
+    uring_ring_empty,   // -ENOBUFS: the provided-buffer ring ran dry
+    uring_refill_waits, // ring slots the standard pool could not give
     num_io_counters,
   };
 
@@ -71,11 +76,14 @@ public:
   };
 
   /// Uses GRO when `cfg` asks for it, the socket accepted UDP_GRO and the
-  /// runtime has a jumbo class; see `path()`.
+  /// runtime has a jumbo class; io_uring when asked for and set up (on the
+  /// IO thread, in `start()`); else recvmmsg (`fallback_reason()` says
+  /// why). See `path()`.
   io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
           udp_socket sock);
   ~io_loop() override;
 
+  /// Starts the IO thread; returns once its receive path is set up.
   void start();
   void stop_receiving() noexcept;
   void close() noexcept;
@@ -97,7 +105,12 @@ public:
 
   /// The receive path in use (fixed at construction).
   receive_path path() const noexcept {
-    return gro_ ? receive_path::gro : receive_path::recvmmsg;
+    return path_;
+  }
+
+  /// Why the configured receive path is not in use ("" when it is).
+  const std::string& fallback_reason() const noexcept {
+    return fallback_reason_;
   }
 
   /// Whether replies are sent with GSO now (false once the kernel refused).
@@ -127,11 +140,14 @@ private:
   static constexpr size_t kGsoMaxBytes = 65507;
   static constexpr size_t kSendControlBytes = CMSG_SPACE(sizeof(uint16_t));
 
+  void map_spill() noexcept;
+  void setup_receive() noexcept;
   void run() noexcept;
   bool receive_batch() noexcept;
   size_t read_control(msghdr& hdr) noexcept;
   void process(size_t i, int64_t now) noexcept;
   void process_gro(size_t i, int64_t now) noexcept;
+  bool receive_uring() noexcept;
   void admit(datagram& d) noexcept;
   void deliver(datagram& d) noexcept;
   size_t fill_send() noexcept;
@@ -156,8 +172,12 @@ private:
   size_t spill_size_;
   bool gro_ = false;           // receive path: GRO into jumbo slots
   size_t rbatch_ = 0;          // messages per recvmmsg
+  receive_path path_;          // final once start() returned
   std::atomic<bool> gso_{false};
   size_t gso_max_segment_ = 0; // largest GSO segment (one MTU's payload)
+  std::unique_ptr<uring_receiver> uring_; // receive path: io_uring
+  std::vector<uring_datagram> uevents_;
+  std::string fallback_reason_;
   int event_fd_ = -1;
   std::thread thread_;
   std::atomic<bool> running_{false};
