@@ -97,7 +97,7 @@ run_one() {
   sleep 0.5
   stats_to "$WORK/b0.json" >/dev/null
   local base
-  base=$(field "$WORK/b0.json" 'udp["datagrams_in"]' 'udp["kernel_drops"]' 'udp["policy_drops"]' 'h["spawned"]' 'udp["large_drops"]')
+  base=$(field "$WORK/b0.json" 'udp["datagrams_in"]' 'udp["kernel_drops"]' 'udp["policy_drops"]' 'h["spawned"]' 'udp["large_drops"]' 'h["rejected"]' 'h["no_arena"]')
 
   # -- overload
   echo "  offering $target/s (${FACTOR}x) for ${DURATION}s"
@@ -132,25 +132,28 @@ print(d['sent'], int(d['rate']))" "$log.flood")
   [[ $rec == timeout ]] && violation "$ex: still busy ${RECOVER}s after the load stopped"
   stats_to "$WORK/b1.json" >/dev/null
   local after
-  after=$(field "$WORK/b1.json" 'udp["datagrams_in"]' 'udp["kernel_drops"]' 'udp["policy_drops"]' 'h["spawned"]' 'udp["large_drops"]')
+  after=$(field "$WORK/b1.json" 'udp["datagrams_in"]' 'udp["kernel_drops"]' 'udp["policy_drops"]' 'h["spawned"]' 'udp["large_drops"]' 'h["rejected"]' 'h["no_arena"]')
   local rss_after
   rss_after=$(rss_kb "$SERVER_PID")
   ((rss_after > BOUND_KB)) && violation "$ex: RSS $((rss_after / 1024)) MiB after the load > bound $((BOUND_KB / 1024)) MiB"
   ((max_kb > BOUND_KB)) && violation "$ex: peak RSS $((max_kb / 1024)) MiB > bound $((BOUND_KB / 1024)) MiB"
   ((fails > 0)) && violation "$ex: $fails of $samples GET /stats failed or took over ${STATS_TIMEOUT}s"
 
-  # Accounting: what got into the kernel = received + kernel drops, and
-  # what was received = handlers spawned + policy drops + large drops.
+  # Accounting: what got into the kernel = received + kernel drops; what
+  # was received = handlers spawned + policy drops + large drops; and the
+  # policy drops = the handler type's rejected (in-flight bound) + no_arena
+  # (arena pool exhausted).
   local acct
   acct=$(python3 - "$base" "$after" "$sent" <<'EOF'
 import sys
 b = [int(x) for x in sys.argv[1].split()]
 a = sys.argv[2].split()
 sent = int(sys.argv[3])
-din, kd, pd, sp, ld = (int(a[i]) - b[i] for i in range(5))
-ok = din + kd == sent + 1 and din == sp + pd + ld  # + the flush datagram
+din, kd, pd, sp, ld, rej, na = (int(a[i]) - b[i] for i in range(7))
+ok = din + kd == sent + 1 and din == sp + pd + ld and pd == rej + na  # + the flush datagram
 print(f"{'ok' if ok else 'MISMATCH'}: sent {sent + 1} = received {din} + kernel drops {kd};"
-      f" received {din} = handlers {sp} + policy drops {pd} + large drops {ld}")
+      f" received {din} = handlers {sp} + policy drops {pd} + large drops {ld};"
+      f" policy drops {pd} = rejected {rej} + no arena {na}")
 EOF
 )
   echo "  accounting: $acct"
