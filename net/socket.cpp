@@ -1,6 +1,7 @@
 #include "net/socket.hpp"
 
 #include <fcntl.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <unistd.h>
@@ -76,6 +77,15 @@ int udp_socket::receive_buffer() const noexcept {
   socklen_t len = sizeof(size);
   getsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &size, &len);
   return size;
+}
+
+int64_t udp_socket::kernel_drops() const noexcept {
+  uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof(mem);
+  if (getsockopt(fd_, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0
+      || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+    return -1;
+  return mem[SK_MEMINFO_DROPS];
 }
 
 result<bool> udp_socket::connect(const udp_address& peer) noexcept {

@@ -71,6 +71,10 @@ public:
   /// Effective receive buffer (what the kernel reports, i.e. doubled).
   int receive_buffer() const noexcept;
 
+  /// The kernel's drop counter for this socket (SO_MEMINFO), or -1 if the
+  /// kernel cannot tell. Any thread; one getsockopt.
+  int64_t kernel_drops() const noexcept;
+
   /// Whether UDP_GRO was accepted by the kernel.
   bool gro_enabled() const noexcept {
     return gro_;

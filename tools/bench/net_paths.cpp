@@ -364,6 +364,7 @@ struct recv_result {
   double per_call = 0;    // datagrams per receive call
   long got = 0;
   long sent = 0;
+  long counted = 0; // the endpoint's kernel_drops (mayfly variants)
 };
 
 recv_result raw_receive(long total, size_t size, bool gso_sender) {
@@ -467,6 +468,7 @@ recv_result mayfly_receive(long total, size_t size, bool gso_sender,
   double calls = st["recv_calls"].get<double>();
   r.syscalls = r.got ? (calls + st["polls"].get<double>()) / r.got : 0;
   r.per_call = calls > 0 ? st["datagrams_in"].get<double>() / calls : 0;
+  r.counted = st["kernel_drops"].get<long>();
   return r;
 }
 
@@ -507,7 +509,7 @@ int bench_receive(const std::map<std::string, std::string>& f) {
   std::printf("%-44s %10s %8s %10s %10s %9s\n", "variant", "rate/s",
               "vs raw", "cpu ns/dg", "sysc/dg", "dg/call");
   for (size_t v = 0; v < nv; ++v) {
-    std::vector<double> rate, cpu, sc, pc, ratio, lost;
+    std::vector<double> rate, cpu, sc, pc, ratio, lost, counted;
     for (size_t i = 0; i < res[v].size(); ++i) {
       auto& r = res[v][i];
       rate.push_back(r.rate);
@@ -517,10 +519,12 @@ int bench_receive(const std::map<std::string, std::string>& f) {
       auto& base = res[variants[v].gso_sender ? nv / 2 : 0][i];
       ratio.push_back(base.rate > 0 ? r.rate / base.rate : 0);
       lost.push_back(static_cast<double>(r.sent - r.got));
+      counted.push_back(static_cast<double>(r.counted));
     }
-    std::printf("%-44s %10.0f %7.2fx %10.0f %10.3f %9.1f  (lost %.0f)\n",
+    std::printf("%-44s %10.0f %7.2fx %10.0f %10.3f %9.1f  (lost %.0f, "
+                "kernel_drops %.0f)\n",
                 variants[v].name, median(rate), median(ratio), median(cpu),
-                median(sc), median(pc), median(lost));
+                median(sc), median(pc), median(lost), median(counted));
   }
   return 0;
 }
