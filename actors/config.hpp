@@ -26,8 +26,10 @@
 /// Errors name the field, e.g. `runtime.max_in_flight: value out of range`.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
+#include <caf/fwd.hpp>
 #include <nlohmann/json.hpp>
 
 #include "runtime/config.hpp"
@@ -64,6 +66,12 @@ struct runtime_config {
   bool testing_scheduler = false;
   /// Pool sizes.
   memory_config memory;
+  /// Called with the CAF configuration of an owned actor system just before
+  /// the system is created, e.g. to load the io module for distribution
+  /// (`cfg.load<caf::io::middleman>()`, docs/design/distribution.md) or to
+  /// announce message types. Not read from JSON; unused with a borrowed
+  /// system. Empty by default: a runtime needs only CAF's core.
+  std::function<void(caf::actor_system_config&)> configure_caf;
 };
 
 /// Parses a whole configuration document (see file comment) on top of

@@ -5,9 +5,32 @@
 /// cheap way to forward many small items.
 ///
 /// Include this header wherever a `slice`, `datagram`, `udp_address` or
-/// `slice_batch` is sent in a CAF message. They are local-only message types
-/// (`CAF_ALLOW_UNSAFE_MESSAGE_TYPE`): a slice travels between actors of one
-/// process as a reference, never as bytes.
+/// `slice_batch` is sent in a CAF message.
+///
+/// **Local sends are zero-copy.** CAF never serializes a message between
+/// actors of one process: a `slice` travels as a reference (one refcount
+/// increment per copy, none per move), a `slice_batch` as 32 of them.
+///
+/// **Remote sends copy, once.** `slice` and `slice_batch` have a real
+/// `inspect`, so CAF's middleman (BASP over TCP) can send them to an actor
+/// on another node. The sender writes the viewed bytes; the receiving node
+/// reads them into a *fresh binary from its own runtime's buffer pools*
+/// (`buffer_pools::acquire`), so its pool statistics, pinning report and
+/// balance see remote data exactly like received datagrams. A batch lands
+/// as one binary holding all its keys, each item a sub-slice of it. The
+/// receiving actor system must belong to a `mayfly::runtime` (it registers
+/// its pools with the system); both nodes must announce the types
+/// (`add_message_types`, done by `runtime::make` for the system it owns).
+/// Wire formats and limits: docs/design/distribution.md.
+///
+/// Input from the network is checked before anything is allocated: a slice
+/// over `kMaxRemoteSliceBytes`, a batch with more than `kCapacity` items,
+/// key lengths that do not add up, a truncated message, or an exhausted pool
+/// make deserialization fail with a `mayfly` error (`malformed`,
+/// `too_large`, `pool_exhausted`, `not_running` when the system has no
+/// runtime); CAF then drops that one message. Every such rejection is
+/// counted (`remote_message_stats()`, "/remote" in the statistics), so no
+/// loss is silent. `udp_address` and `datagram` stay local-only.
 ///
 /// **Why batches.** One CAF message costs about as much as a small handler
 /// (shared/FACTS.md: ~1,200 instructions and one allocation). A tally
@@ -19,14 +42,23 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/deserializer.hpp>
+#include <caf/error.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/fwd.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/serializer.hpp>
+#include <nlohmann/json.hpp>
 
 #include "actors/datagram.hpp"
 #include "runtime/arena.hpp"
+#include "runtime/fwd.hpp"
 #include "runtime/slice.hpp"
 
 namespace mayfly {
@@ -136,9 +168,75 @@ private:
   size_t messages_ = 0;
 };
 
+// -- crossing nodes ---------------------------------------------------------------
+
+/// Largest slice a node accepts from the network: any UDP payload fits.
+inline constexpr size_t kMaxRemoteSliceBytes = 65535;
+
+/// Announces `slice` ("mayfly.slice") and `slice_batch`
+/// ("mayfly.slice_batch") to a CAF configuration, so that the middleman can
+/// send and receive them. `runtime::make(cfg)` does this for the system it
+/// owns; a service that lends its own system calls it before constructing
+/// that system. Both nodes must announce them.
+void add_message_types(caf::actor_system_config& cfg);
+
+/// Counters of slices and batches serialized for, and deserialized from,
+/// other nodes, and of rejected input, process-wide (JSON,
+/// docs/stats.md "remote"). Any thread.
+nlohmann::json remote_message_stats();
+
+namespace detail {
+
+// Out of line (actors/messages.cpp): the inspect overloads below dispatch
+// here for CAF's binary serializer and deserializer.
+caf::error save_remote(caf::serializer& sink, const slice& x);
+caf::error load_remote(caf::deserializer& source, slice& x);
+caf::error save_remote(caf::serializer& sink, const slice_batch& x);
+caf::error load_remote(caf::deserializer& source, slice_batch& x);
+
+/// Lets deserializers on `system` take binaries from `pools` (stored in the
+/// system's runtime settings). Returns false, and changes nothing, when
+/// another runtime already registered its pools there.
+bool attach_pools(caf::actor_system& system, buffer_pools* pools);
+
+/// Undoes `attach_pools` if `pools` are the ones registered.
+void detach_pools(caf::actor_system& system, buffer_pools* pools);
+
+/// The bytes as text (for CAF's `to_string` of a message).
+std::string to_text(const slice& x);
+std::string to_text(const slice_batch& x);
+
+template <class Inspector, class T>
+typename Inspector::result_type inspect_remote(Inspector& f, T& x,
+                                               const char* name) {
+  if constexpr (std::is_base_of<caf::serializer, Inspector>::value) {
+    return save_remote(f, x);
+  } else if constexpr (std::is_base_of<caf::deserializer, Inspector>::value) {
+    return load_remote(f, x);
+  } else {
+    // Read-only inspectors (CAF's to_string of a message, logging).
+    static_assert(Inspector::reads_state, "unknown loading inspector");
+    std::string text = to_text(x);
+    return f(caf::meta::type_name(name), text);
+  }
+}
+
+} // namespace detail
+
+/// Serializes or deserializes a slice: its bytes travel, the binary does
+/// not. Loading takes a fresh binary from the receiving runtime's pools.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slice& x) {
+  return detail::inspect_remote(f, x, "mayfly.slice");
+}
+
+/// Serializes or deserializes a batch: all keys arrive in one binary.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, slice_batch& x) {
+  return detail::inspect_remote(f, x, "mayfly.slice_batch");
+}
+
 } // namespace mayfly
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mayfly::slice)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mayfly::udp_address)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mayfly::datagram)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mayfly::slice_batch)

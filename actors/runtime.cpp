@@ -12,6 +12,7 @@
 #include <mimalloc.h>
 
 #include "actors/internal/handler_actor.hpp"
+#include "actors/messages.hpp"
 #include "actors/scheduler.hpp"
 #include "runtime/heap.hpp"
 
@@ -100,8 +101,12 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
         text += " (" + caf::to_string(context) + ")";
       return text;
     });
+  add_message_types(sys_cfg); // slices may cross to other nodes
+  if (c.configure_caf)
+    c.configure_caf(sys_cfg);
   rt->owned_system_ = std::make_unique<caf::actor_system>(sys_cfg);
   rt->system_ = rt->owned_system_.get();
+  rt->attach_pools();
   rt->init_stats();
   return rt;
 }
@@ -115,8 +120,15 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg,
   rt->cfg_.workers = static_cast<uint32_t>(
     system.scheduler().num_workers());
   rt->system_ = &system;
+  rt->attach_pools();
   rt->init_stats();
   return rt;
+}
+
+void runtime::attach_pools() {
+  // Remote slices arriving on this system land in our pools. A second
+  // runtime on a borrowed system leaves the first one's registration alone.
+  pools_attached_ = detail::attach_pools(*system_, buffers_.get());
 }
 
 void runtime::init_stats() {
@@ -127,6 +139,8 @@ void runtime::init_stats() {
     stats_.add("/pools", [this] { return buffers_->stats(); }));
   registrations_.push_back(
     stats_.add("/arenas", [this] { return arenas_->stats(); }));
+  registrations_.push_back(
+    stats_.add("/remote", [] { return remote_message_stats(); }));
   registrations_.push_back(stats_.add("/binaries", [this] {
     // The oldest live pool binary over all classes, and who holds it.
     binary_census oldest;
@@ -178,6 +192,10 @@ nlohmann::json runtime::runtime_stats() const {
 runtime::~runtime() {
   stop();
   registrations_.clear();
+  // A borrowed system lives on: deserializers must not find our pools. (An
+  // owned system goes away with its settings before the pools do.)
+  if (pools_attached_ && owned_system_ == nullptr)
+    detail::detach_pools(*system_, buffers_.get());
   auto b = balance();
   if (b.buffers_out != 0 || b.arena_blocks != 0) {
     // A slice or arena outlived the runtime (held by code outside its

@@ -23,6 +23,14 @@
 /// `caf::actor_system` (`make(cfg, system)`): it then never stops or waits
 /// for actors it did not spawn.
 ///
+/// **Distribution.** The runtime registers its buffer pools with its actor
+/// system, so that slices sent by other nodes (CAF's middleman) arrive in
+/// fresh binaries from these pools (actors/messages.hpp). An owned system
+/// announces mayfly's message types and needs only CAF's core; set
+/// `runtime_config::configure_caf` to load the io module. A borrowed system
+/// must announce them itself (`add_message_types`) and should stop its
+/// middleman traffic before the runtime is destroyed.
+///
 /// **Shutdown** (`stop()`, also from the destructor; a second call is
 /// harmless): stop ingress (every endpoint `attach`ed stops receiving) →
 /// wait up to `shutdown_deadline_ms` for in-flight handlers → kill the rest
@@ -235,6 +243,7 @@ private:
 
   explicit runtime(runtime_config cfg);
   std::optional<error_info> init_memory();
+  void attach_pools();
   void init_stats();
   void track(caf::actor handle);
   /// Lets actors make progress: runs the test coordinator, or sleeps 1 ms.
@@ -258,6 +267,7 @@ private:
   std::unique_ptr<caf::actor_system_config> system_cfg_;
   std::unique_ptr<caf::actor_system> owned_system_;
   caf::actor_system* system_ = nullptr;
+  bool pools_attached_ = false; // our pools receive remote slices
 
   std::mutex mtx_;
   std::vector<caf::actor> long_lived_;                          // mtx_

@@ -38,6 +38,8 @@ enum class errc : uint8_t {
   batch_full,
   /// A wait ran past its deadline.
   timeout,
+  /// Input from outside the process (a remote message) violates its format.
+  malformed,
 };
 
 /// Returns the enumerator's name, e.g. "pool_exhausted".
@@ -63,6 +65,8 @@ constexpr std::string_view to_string(errc x) noexcept {
       return "batch_full";
     case errc::timeout:
       return "timeout";
+    case errc::malformed:
+      return "malformed";
   }
   return "unknown";
 }

@@ -1,0 +1,305 @@
+#include "actors/messages.hpp"
+
+#include <atomic>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/execution_unit.hpp>
+#include <caf/runtime_settings_map.hpp>
+
+#include "actors/errors.hpp"
+#include "runtime/buffer_pool.hpp"
+
+namespace mayfly {
+
+namespace {
+
+// The runtime settings key under which a runtime registers its pools.
+constexpr caf::atom_value kPoolsKey = caf::atom("mayfly");
+
+// Remote traffic is rare next to the datagram path and already costs a
+// serialization: plain relaxed atomics, no sharding.
+enum counter : size_t {
+  slices_out,
+  batches_out,
+  bytes_out,
+  slices_in,
+  batches_in,
+  bytes_in,
+  rejected_malformed,
+  rejected_too_large,
+  rejected_exhausted,
+  rejected_no_runtime,
+  num_counters,
+};
+
+std::atomic<int64_t> counters[num_counters];
+
+void count(counter c, int64_t n = 1) noexcept {
+  counters[c].fetch_add(n, std::memory_order_relaxed);
+}
+
+int64_t read(counter c) noexcept {
+  return counters[c].load(std::memory_order_relaxed);
+}
+
+// Every rejection of input from another node goes through here: counted,
+// then reported to CAF (which drops that one message).
+caf::error reject(errc code, std::string what) {
+  switch (code) {
+    case errc::too_large:
+      count(rejected_too_large);
+      break;
+    case errc::pool_exhausted:
+    case errc::out_of_memory:
+      count(rejected_exhausted);
+      break;
+    case errc::not_running:
+      count(rejected_no_runtime);
+      break;
+    default:
+      count(rejected_malformed);
+  }
+  return caf::make_error(code, std::move(what));
+}
+
+// Wraps an error of the deserializer itself (truncated input).
+caf::error reject_truncated(const char* type, const caf::error&) {
+  return reject(errc::malformed,
+                std::string{type} + ": truncated or unreadable input");
+}
+
+buffer_pools* pools_of(caf::deserializer& source) {
+  auto* ctx = source.context();
+  if (ctx == nullptr) // (a deserializer made without an actor system)
+    return nullptr;
+  auto value = ctx->system().runtime_settings().get(kPoolsKey);
+  auto* ptr = caf::get_if<caf::runtime_settings_map::generic_pointer>(&value);
+  return ptr != nullptr ? static_cast<buffer_pools*>(*ptr) : nullptr;
+}
+
+// A fresh binary of `n` bytes from the receiving runtime's pools, filled
+// from `source`.
+caf::error read_binary(caf::deserializer& source, size_t n, const char* type,
+                       slice& out) {
+  out.reset();
+  if (n == 0)
+    return caf::none;
+  auto* pools = pools_of(source);
+  if (pools == nullptr)
+    return reject(errc::not_running,
+                  std::string{type}
+                    + ": this actor system has no mayfly runtime (no pools "
+                      "to receive into)");
+  auto buf = pools->acquire(n);
+  if (!buf)
+    return reject(buf.error().code,
+                  std::string{type} + ": " + buf.error().message());
+  if (auto err = source.apply_raw(n, buf->data()))
+    return reject_truncated(type, err);
+  out = std::move(*buf).freeze(n);
+  return caf::none;
+}
+
+caf::error write_bytes(caf::serializer& sink, const slice& x) {
+  if (x.empty())
+    return caf::none;
+  return sink.apply_raw(x.size(), const_cast<std::byte*>(x.data()));
+}
+
+} // namespace
+
+void add_message_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<slice>("mayfly.slice");
+  cfg.add_message_type<slice_batch>("mayfly.slice_batch");
+}
+
+nlohmann::json remote_message_stats() {
+  return {
+    {"sent", {{"slices", read(slices_out)},
+              {"batches", read(batches_out)},
+              {"bytes", read(bytes_out)}}},
+    {"received", {{"slices", read(slices_in)},
+                  {"batches", read(batches_in)},
+                  {"bytes", read(bytes_in)}}},
+    {"rejected", {{"malformed", read(rejected_malformed)},
+                  {"too_large", read(rejected_too_large)},
+                  {"pool_exhausted", read(rejected_exhausted)},
+                  {"no_runtime", read(rejected_no_runtime)}}},
+  };
+}
+
+namespace detail {
+
+bool attach_pools(caf::actor_system& system, buffer_pools* pools) {
+  auto& settings = system.runtime_settings();
+  auto value = settings.get(kPoolsKey);
+  auto* ptr = caf::get_if<caf::runtime_settings_map::generic_pointer>(&value);
+  if (ptr != nullptr && *ptr != nullptr)
+    return *ptr == pools;
+  settings.set(kPoolsKey, static_cast<void*>(pools));
+  return true;
+}
+
+void detach_pools(caf::actor_system& system, buffer_pools* pools) {
+  auto& settings = system.runtime_settings();
+  auto value = settings.get(kPoolsKey);
+  auto* ptr = caf::get_if<caf::runtime_settings_map::generic_pointer>(&value);
+  if (ptr != nullptr && *ptr == pools)
+    settings.erase(kPoolsKey);
+}
+
+// -- slice: a length, then the bytes ----------------------------------------------
+
+caf::error save_remote(caf::serializer& sink, const slice& x) {
+  if (x.size() > kMaxRemoteSliceBytes)
+    return caf::make_error(errc::too_large,
+                           "mayfly.slice of " + std::to_string(x.size())
+                             + " bytes (limit "
+                             + std::to_string(kMaxRemoteSliceBytes) + ")");
+  size_t n = x.size();
+  if (auto err = sink.begin_sequence(n))
+    return err;
+  if (auto err = write_bytes(sink, x))
+    return err;
+  if (auto err = sink.end_sequence())
+    return err;
+  count(slices_out);
+  count(bytes_out, static_cast<int64_t>(n));
+  return caf::none;
+}
+
+caf::error load_remote(caf::deserializer& source, slice& x) {
+  x.reset();
+  size_t n = 0;
+  if (auto err = source.begin_sequence(n))
+    return reject_truncated("mayfly.slice", err);
+  if (n > kMaxRemoteSliceBytes)
+    return reject(errc::too_large,
+                  "mayfly.slice: " + std::to_string(n) + " bytes (limit "
+                    + std::to_string(kMaxRemoteSliceBytes) + ")");
+  if (auto err = read_binary(source, n, "mayfly.slice", x))
+    return err;
+  if (auto err = source.end_sequence()) {
+    x.reset();
+    return reject_truncated("mayfly.slice", err);
+  }
+  count(slices_in);
+  count(bytes_in, static_cast<int64_t>(n));
+  return caf::none;
+}
+
+// -- slice_batch: count, all key bytes, then (key length, value) per item ---------
+
+caf::error save_remote(caf::serializer& sink, const slice_batch& x) {
+  MAYFLY_ASSERT(x.size <= slice_batch::kCapacity);
+  size_t total = 0;
+  for (auto& item : x.view()) {
+    if (item.key.size() > kMaxRemoteSliceBytes)
+      return caf::make_error(errc::too_large,
+                             "mayfly.slice_batch: a key of "
+                               + std::to_string(item.key.size()) + " bytes");
+    total += item.key.size();
+  }
+  uint32_t n = x.size;
+  if (auto err = sink(n))
+    return err;
+  if (auto err = sink.begin_sequence(total))
+    return err;
+  for (auto& item : x.view())
+    if (auto err = write_bytes(sink, item.key))
+      return err;
+  if (auto err = sink.end_sequence())
+    return err;
+  for (auto& item : x.view()) {
+    auto len = static_cast<uint32_t>(item.key.size());
+    auto value = item.value;
+    if (auto err = sink(len, value))
+      return err;
+  }
+  count(batches_out);
+  count(slices_out, n);
+  count(bytes_out, static_cast<int64_t>(total));
+  return caf::none;
+}
+
+caf::error load_remote(caf::deserializer& source, slice_batch& x) {
+  static constexpr const char* type = "mayfly.slice_batch";
+  // Empty the batch first: on failure it holds nothing.
+  for (auto& item : x.items) {
+    item.key.reset();
+    item.value = 0;
+  }
+  x.size = 0;
+  uint32_t n = 0;
+  size_t total = 0;
+  if (auto err = source(n))
+    return reject_truncated(type, err);
+  if (n > slice_batch::kCapacity)
+    return reject(errc::malformed, std::string{type} + ": "
+                                     + std::to_string(n) + " items (capacity "
+                                     + std::to_string(slice_batch::kCapacity)
+                                     + ")");
+  if (auto err = source.begin_sequence(total))
+    return reject_truncated(type, err);
+  if (total > size_t{n} * kMaxRemoteSliceBytes)
+    return reject(errc::too_large, std::string{type} + ": "
+                                     + std::to_string(total)
+                                     + " key bytes for " + std::to_string(n)
+                                     + " items");
+  slice all;
+  if (auto err = read_binary(source, total, type, all))
+    return err;
+  if (auto err = source.end_sequence())
+    return reject_truncated(type, err);
+  size_t offset = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t len = 0;
+    int64_t value = 0;
+    if (auto err = source(len, value)) {
+      x = slice_batch{};
+      return reject_truncated(type, err);
+    }
+    if (len > total - offset) {
+      x = slice_batch{};
+      return reject(errc::malformed,
+                    std::string{type} + ": key lengths exceed the "
+                      + std::to_string(total) + " key bytes sent");
+    }
+    x.push(all.sub(offset, offset + len), value);
+    offset += len;
+  }
+  if (offset != total) {
+    x = slice_batch{};
+    return reject(errc::malformed, std::string{type} + ": "
+                                     + std::to_string(total - offset)
+                                     + " key bytes belong to no item");
+  }
+  count(batches_in);
+  count(slices_in, n);
+  count(bytes_in, static_cast<int64_t>(total));
+  return caf::none;
+}
+
+// -- text -------------------------------------------------------------------------
+
+std::string to_text(const slice& x) {
+  return std::string{x.view()};
+}
+
+std::string to_text(const slice_batch& x) {
+  std::string text = "[";
+  for (auto& item : x.view()) {
+    if (text.size() > 1)
+      text += ", ";
+    text += item.key.view();
+    text += '=';
+    text += std::to_string(item.value);
+  }
+  text += ']';
+  return text;
+}
+
+} // namespace detail
+
+} // namespace mayfly
