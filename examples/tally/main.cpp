@@ -16,9 +16,24 @@
 //   before it has been aggregated (a barrier actor waits until no ingest
 //   handler is in flight, then the query asks the aggregators: their
 //   mailboxes are FIFO, so earlier batches are counted first).
+// - Supervision: the aggregators run under a `mayfly::spawn_supervisor`
+//   (one_for_one, at most 5 restarts in 10 s). One that dies is restarted
+//   with empty state; the totals it held are counted as lost
+//   (`lines_lost_with_state` in /stats "tally"); past the intensity limit
+//   the service stops with exit code 4.
+// - Distribution (docs/design/distribution.md): `--publish PORT` makes this
+//   process an aggregator node that publishes its supervisor over CAF's
+//   middleman; `--aggregators HOST:PORT` makes it an ingest node that
+//   forwards its batches to that node's aggregators (slices are serialized
+//   and land in the other node's pools). The ingest node reconnects with
+//   backoff when the connection drops and counts every line it could not
+//   route.
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -28,6 +43,7 @@
 #include "actors/handler.hpp"
 #include "actors/messages.hpp"
 #include "actors/runtime.hpp"
+#include "actors/supervisor.hpp"
 #include "examples/common/service.hpp"
 #include "examples/tally/tally_protocol.hpp"
 #include "runtime/counters.hpp"
@@ -39,19 +55,88 @@ using summary_atom = caf::atom_constant<caf::atom("summary")>;
 using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
-// Counters shared by all handlers: malformed lines, and queries running.
+using members_ptr = mayfly::supervised_group::members_ptr;
+
+// The aggregators of the other node, as the ingest node sees them: one
+// table per connection (immutable but for its counter).
+struct remote_route {
+  std::vector<caf::actor> members; // empty: not connected
+  uint64_t connection = 0;         // 1, 2, ...; 0 before the first
+  // Lines sent over this connection (shared by its tables: a table is
+  // replaced when a remote aggregator restarts, the connection stays).
+  std::shared_ptr<std::atomic<int64_t>> forwarded
+    = std::make_shared<std::atomic<int64_t>>(0);
+};
+
+// State shared by all handlers and long-lived actors of the service.
 struct shared_state {
-  mayfly::sharded_counters<3> counters;
-  enum { errors, queries_started, queries_done };
-  std::vector<caf::actor> aggregators;
+  mayfly::sharded_counters<6> counters;
+  enum {
+    errors,          // malformed lines and queries
+    queries_started,
+    queries_done,
+    queries_failed,  // no aggregator reachable, or it did not answer
+    forwarded,       // lines sent to an aggregator (local or remote)
+    unrouted,        // lines dropped: no aggregator to send them to
+  };
   caf::actor barrier;
   mayfly::handler_type* handler = nullptr;
   bool pin = false; // --pin: keep received slices as keys (the leak)
+
+  // Local aggregators (standalone and aggregator node).
+  std::shared_ptr<mayfly::supervised_group> group;
+  std::unique_ptr<std::atomic<int64_t>[]> applied; // lines, per slot
+  size_t slots = 0;
+  std::atomic<int64_t> lost_with_state{0}; // lines of aggregators that died
+  std::atomic<bool> gave_up{false};
+
+  // Ingest node: where the remote aggregators are.
+  bool remote = false;
+  std::atomic<std::shared_ptr<const remote_route>> route{
+    std::make_shared<const remote_route>()};
+  std::atomic<int64_t> connects{0}, disconnects{0}, connect_failures{0};
+
+  // The aggregators to send to now (empty when none is reachable).
+  members_ptr members() const {
+    if (!remote)
+      return group->members();
+    auto r = route.load(std::memory_order_acquire);
+    return {r, &r->members}; // aliasing: keeps the table alive
+  }
 
   // Ingest handlers in flight: all handlers minus running queries.
   bool ingest_quiet() const {
     auto queries = counters.sum(queries_started) - counters.sum(queries_done);
     return handler->in_flight() - queries <= 0;
+  }
+
+  nlohmann::json stats() const {
+    int64_t applied_now = 0;
+    for (size_t i = 0; i < slots; ++i)
+      applied_now += applied[i].load(std::memory_order_relaxed);
+    nlohmann::json doc = {
+      {"errors", counters.sum(errors)},
+      {"lines_forwarded", counters.sum(forwarded)},
+      {"lines_unrouted", counters.sum(unrouted)},
+      {"queries_failed", counters.sum(queries_failed)},
+    };
+    if (remote) {
+      auto r = route.load();
+      doc["remote"] = {
+        {"connected", !r->members.empty()},
+        {"connection", r->connection},
+        {"aggregators", r->members.size()},
+        {"lines_forwarded_this_connection", r->forwarded->load()},
+        {"connects", connects.load()},
+        {"disconnects", disconnects.load()},
+        {"connect_failures", connect_failures.load()},
+      };
+    } else {
+      doc["lines_applied"] = applied_now;
+      doc["lines_lost_with_state"] = lost_with_state.load();
+      doc["aggregators"] = group->stats();
+    }
+    return doc;
   }
 };
 
@@ -90,10 +175,11 @@ struct aggregator_state {
 };
 
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
-                         bool pin, uint32_t holder) {
+                         bool pin, uint32_t holder, std::atomic<int64_t>* applied) {
   return {
     [=](const mayfly::slice_batch& batch) {
       auto& st = self->state;
+      applied->fetch_add(batch.size, std::memory_order_relaxed);
       for (auto& item : batch.view()) {
         auto i = st.totals.find(item.key.view());
         if (i != st.totals.end()) {
@@ -177,25 +263,50 @@ struct query_guard {
   }
 };
 
-void ingest(mayfly::handler_context& ctx, const mayfly::datagram& d,
-            shared_state& shared) {
+// Parses `d` and forwards its lines to `aggregators`; returns the number of
+// lines forwarded, or counts them unrouted when there is no aggregator.
+int64_t forward_lines(mayfly::handler_context& ctx, const mayfly::datagram& d,
+                      shared_state& shared,
+                      const std::vector<caf::actor>& aggregators) {
   // --8<-- [start:ingest]
-  mayfly::batcher out{ctx.self(), ctx.arena(), shared.aggregators};
-  int64_t errors = 0;
+  mayfly::batcher out{ctx.self(), ctx.arena(), aggregators};
+  int64_t errors = 0, lines = 0;
   tally::for_each_line(d.payload.view(), [&](std::string_view text) {
     tally::line l;
     if (!tally::parse_line(text, l)) {
       ++errors;
       return;
     }
+    ++lines;
+    if (aggregators.empty())
+      return; // counted as unrouted below
     // NAME as a slice of the datagram: zero-copy, keeps it alive.
-    out.add(pick(l.name, shared.aggregators.size()),
-            d.payload.slice_ref(l.name), l.value);
+    out.add(pick(l.name, aggregators.size()), d.payload.slice_ref(l.name),
+            l.value);
   });
   out.flush();
   // --8<-- [end:ingest]
   if (errors > 0)
     shared.counters.add(shared_state::errors, errors);
+  if (lines > 0)
+    shared.counters.add(aggregators.empty() ? shared_state::unrouted
+                                            : shared_state::forwarded,
+                        lines);
+  return aggregators.empty() ? 0 : lines;
+}
+
+void ingest(mayfly::handler_context& ctx, const mayfly::datagram& d,
+            shared_state& shared) {
+  if (!shared.remote) {
+    auto members = shared.group->members();
+    forward_lines(ctx, d, shared, *members);
+    return;
+  }
+  // Count per connection, so that a lost connection says how many lines
+  // went over it.
+  auto route = shared.route.load(std::memory_order_acquire);
+  if (auto n = forward_lines(ctx, d, shared, route->members); n > 0)
+    route->forwarded->fetch_add(n, std::memory_order_relaxed);
 }
 
 void query(mayfly::handler_context& ctx, tally::query_kind kind,
@@ -206,10 +317,20 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
   // The name outlives this call: the handler waits for replies.
   auto stored = ctx.arena().copy(name);
   auto* self = ctx.self();
+  // No aggregator answers (an ingest node between connections, or one that
+  // did not reply in time): no reply, counted.
+  auto failed = [shared](const caf::error&) {
+    shared->counters.add(shared_state::queries_failed);
+  };
   self->request(shared->barrier, 5s, wait_atom::value)
-    .then([&ctx, self, kind, stored, shared](bool) {
+    .then([&ctx, self, kind, stored, shared, failed](bool) {
+      auto members = shared->members();
+      if (members->empty()) {
+        shared->counters.add(shared_state::queries_failed);
+        return;
+      }
       if (kind == tally::query_kind::name) {
-        auto& agg = shared->aggregators[pick(stored, shared->aggregators.size())];
+        auto& agg = (*members)[pick(stored, members->size())];
         self->request(agg, 5s, total_atom::value, std::string{stored})
           .then([&ctx, stored](int64_t total) {
             auto* buf = ctx.arena().make_array<char>(stored.size() + 24);
@@ -218,7 +339,7 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
                                    stored.data(),
                                    static_cast<long long>(total));
             ctx.reply(std::string_view{buf, static_cast<size_t>(n)});
-          });
+          }, failed);
         return;
       }
       // ?*: ask every aggregator, answer when the last one replied.
@@ -227,8 +348,8 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
         int64_t keys = 0;
         uint64_t sum = 0;
       };
-      auto* totals = ctx.arena().make<acc>(acc{shared->aggregators.size()});
-      for (auto& agg : shared->aggregators)
+      auto* totals = ctx.arena().make<acc>(acc{members->size()});
+      for (auto& agg : *members)
         self->request(agg, 5s, summary_atom::value)
           .then([&ctx, totals, shared](int64_t keys, int64_t sum) {
             totals->keys += keys;
@@ -243,28 +364,260 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
               static_cast<long long>(
                 shared->counters.sum(shared_state::errors)));
             ctx.reply(std::string_view{buf, static_cast<size_t>(n)});
-          });
-    });
+          }, failed);
+    }, failed);
+}
+
+// -- remote aggregators (ingest node) ---------------------------------------------
+
+// Connects to the aggregator node's published supervisor, asks it for the
+// aggregators, and installs them as the route. A lost connection is
+// counted, logged, routed to nothing (lines counted as unrouted) and
+// retried with exponential backoff; a single remote aggregator that died
+// (and was restarted there) makes it ask for the table again.
+struct connector_state {
+  caf::actor supervisor; // the other node's, while connected
+  uint32_t backoff_ms = 0;
+};
+
+constexpr uint32_t kMinBackoffMs = 100;
+constexpr uint32_t kMaxBackoffMs = 5000;
+
+caf::behavior connector(caf::stateful_actor<connector_state>* self,
+                        std::shared_ptr<shared_state> shared, std::string host,
+                        uint16_t port) {
+  using namespace std::chrono_literals;
+  auto where = host + ":" + std::to_string(port);
+  auto retry_later = [=](const std::string& why) {
+    auto& st = self->state;
+    shared->connect_failures.fetch_add(1);
+    std::fprintf(stderr,
+                 "mayfly-tally: cannot reach the aggregator node at %s: %s; "
+                 "retrying in %u ms\n",
+                 where.c_str(), why.c_str(), st.backoff_ms);
+    self->delayed_send(self, std::chrono::milliseconds(st.backoff_ms),
+                       caf::connect_atom::value);
+    st.backoff_ms = std::min(st.backoff_ms * 2, kMaxBackoffMs);
+  };
+  // Installs a new table; a new connection gets a new line counter.
+  auto install = [=](std::vector<caf::actor> members, bool new_connection) {
+    auto old = shared->route.load();
+    auto next = std::make_shared<remote_route>();
+    next->members = std::move(members);
+    if (new_connection) {
+      next->connection = old->connection + 1;
+    } else {
+      next->connection = old->connection;
+      next->forwarded = old->forwarded;
+    }
+    for (auto& m : old->members)
+      self->demonitor(m);
+    // (A member that is already dead yields a down_msg at once, which asks
+    // for the table again: a stale table does not stay.)
+    for (auto& m : next->members)
+      self->monitor(m);
+    shared->route.store(std::move(next));
+  };
+  // Asks the other node's supervisor for its aggregators: to complete a
+  // new connection, or to refresh the table after one of them died.
+  auto fetch = [=](bool new_connection) {
+    self->request(self->state.supervisor, 5s, caf::get_atom::value)
+      .then(
+        [=](std::vector<caf::actor>& members) {
+          if (!new_connection) {
+            if (self->state.supervisor && !members.empty())
+              install(std::move(members), false);
+            return;
+          }
+          if (!self->state.supervisor || members.empty()) {
+            self->state.supervisor = nullptr;
+            retry_later(members.empty() ? "it has no aggregators"
+                                        : "the connection broke");
+            return;
+          }
+          auto n = members.size();
+          install(std::move(members), true);
+          shared->connects.fetch_add(1);
+          self->state.backoff_ms = kMinBackoffMs;
+          std::fprintf(stderr,
+                       "mayfly-tally: connected to the aggregator node at %s "
+                       "(connection %llu, %zu aggregators)\n",
+                       where.c_str(),
+                       static_cast<unsigned long long>(
+                         shared->route.load()->connection),
+                       n);
+        },
+        [=](caf::error& err) {
+          if (!new_connection)
+            return; // a lost node shows up as a down_msg
+          if (self->state.supervisor)
+            self->demonitor(self->state.supervisor);
+          self->state.supervisor = nullptr;
+          retry_later(self->system().render(err));
+        });
+  };
+  auto lost = [=](const caf::error& reason) {
+    auto old = shared->route.load();
+    self->demonitor(self->state.supervisor);
+    self->state.supervisor = nullptr;
+    if (old->members.empty())
+      return; // still connecting: the pending request retries
+    for (auto& m : old->members)
+      self->demonitor(m);
+    auto next = std::make_shared<remote_route>();
+    next->connection = old->connection;
+    next->forwarded = old->forwarded;
+    shared->route.store(std::move(next));
+    shared->disconnects.fetch_add(1);
+    std::fprintf(stderr,
+                 "mayfly-tally: lost the aggregator node at %s (connection "
+                 "%llu, %s) after forwarding %lld lines over it; lines are "
+                 "counted as unrouted until it is back\n",
+                 where.c_str(), static_cast<unsigned long long>(old->connection),
+                 self->system().render(reason).c_str(),
+                 static_cast<long long>(old->forwarded->load()));
+    self->state.backoff_ms = kMinBackoffMs;
+    self->send(self, caf::connect_atom::value);
+  };
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!st.supervisor)
+      return; // from a connection already given up
+    if (dm.source == st.supervisor.address()
+        || dm.reason == caf::exit_reason::remote_link_unreachable) {
+      lost(dm.reason);
+      return;
+    }
+    // One remote aggregator died: its supervisor restarts it. Until the
+    // new table arrives, lines for that slot are lost with the old actor
+    // (the other node counts what died with it).
+    self->delayed_send(self, 50ms, caf::get_atom::value);
+  });
+  self->state.backoff_ms = kMinBackoffMs;
+  self->send(self, caf::connect_atom::value);
+  return {
+    [=](caf::connect_atom) {
+      auto mm = self->system().middleman().actor_handle();
+      self->request(mm, 5s, caf::connect_atom::value, host, port)
+        .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
+              const std::set<std::string>&) {
+            if (!ptr) {
+              retry_later("no actor is published there");
+              return;
+            }
+            self->state.supervisor = caf::actor_cast<caf::actor>(ptr);
+            self->monitor(self->state.supervisor);
+            fetch(true);
+          },
+          [=](caf::error& err) { retry_later(self->system().render(err)); });
+    },
+    [=](caf::get_atom) {
+      if (self->state.supervisor)
+        fetch(false);
+    },
+  };
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  std::string aggregators, pin;
+  std::string aggregators, pin, publish;
   auto opts = example::parse_options(
     argc, argv,
     "mayfly-tally: statsd-like counters; '?NAME' and '?*' query them.", 9001,
-    {{"aggregators", "number of aggregator actors (default: workers)",
+    {{"aggregators",
+      "N: number of aggregator actors (default: workers); HOST:PORT: forward "
+      "to the aggregator node published there",
       &aggregators},
+     {"publish", "PORT: be an aggregator node, publish the aggregators on TCP "
+                 "PORT (0: any) for ingest nodes",
+      &publish},
      {"pin", "1: store received slices as keys (shows pinning)", &pin}});
   auto shared = std::make_shared<shared_state>();
   shared->pin = pin == "1";
+  std::string remote_host;
+  uint16_t remote_port = 0;
+  auto colon = aggregators.rfind(':');
+  if (colon != std::string::npos) {
+    shared->remote = true;
+    remote_host = aggregators.substr(0, colon);
+    remote_port = static_cast<uint16_t>(
+      std::strtoul(aggregators.c_str() + colon + 1, nullptr, 10));
+    if (remote_host.empty() || remote_port == 0) {
+      std::fprintf(stderr, "%s: --aggregators: expected N or HOST:PORT, got "
+                           "'%s'\n", opts.program.c_str(), aggregators.c_str());
+      return 2;
+    }
+    if (!publish.empty()) {
+      std::fprintf(stderr, "%s: --publish and --aggregators HOST:PORT "
+                           "exclude each other\n", opts.program.c_str());
+      return 2;
+    }
+  }
+  if (shared->remote || !publish.empty()) // CAF's io module, only here
+    opts.runtime.configure_caf = [](caf::actor_system_config& cfg) {
+      cfg.load<caf::io::middleman>();
+    };
+  mayfly::runtime* runtime = nullptr;
+  mayfly::stats_registry::registration tally_stats;
+  caf::actor supervisor;
+  uint16_t published_port = 0;
+  int exit_code = 0;
   auto setup = [&](mayfly::runtime& rt) -> mayfly::handler_type& {
-    size_t n = aggregators.empty() ? rt.config().workers
-                                   : std::stoul(aggregators);
-    auto holder = rt.holder_tag("tally aggregator");
-    for (size_t i = 0; i < std::max<size_t>(n, 1); ++i)
-      shared->aggregators.push_back(rt.spawn(aggregator, shared->pin, holder));
+    runtime = &rt;
+    if (shared->remote) {
+      rt.spawn(connector, shared, remote_host, remote_port);
+    } else {
+      size_t n = aggregators.empty() ? rt.config().workers
+                                     : std::stoul(aggregators);
+      n = std::max<size_t>(n, 1);
+      auto holder = rt.holder_tag("tally aggregator");
+      shared->slots = n;
+      shared->applied = std::make_unique<std::atomic<int64_t>[]>(n);
+      shared->group = std::make_shared<mayfly::supervised_group>();
+      // --8<-- [start:supervisor]
+      mayfly::supervisor_options sup;
+      sup.name = "tally aggregator";
+      sup.children = n;
+      sup.policy = {5, 10000}; // at most 5 restarts in 10 s
+      sup.make_child = [shared, holder](caf::actor_system& sys, size_t slot) {
+        return sys.spawn(aggregator, shared->pin, holder, &shared->applied[slot]);
+      };
+      // The restarted aggregator starts empty: what the dead one had
+      // counted is lost, and counted as such.
+      sup.on_death = [shared](size_t slot, const caf::error&) {
+        shared->lost_with_state += shared->applied[slot].exchange(0);
+      };
+      sup.on_give_up = [shared, &rt] {
+        shared->gave_up = true;
+        rt.request_stop();
+      };
+      supervisor = mayfly::spawn_supervisor(rt, std::move(sup), shared->group);
+      // --8<-- [end:supervisor]
+    }
+    if (!publish.empty()) {
+      auto host = opts.endpoint.address.to_string();
+      host = host.substr(0, host.rfind(':'));
+      if (host.size() > 1 && host.front() == '[')
+        host = host.substr(1, host.size() - 2);
+      auto port = rt.system().middleman().publish(
+        supervisor,
+        static_cast<uint16_t>(std::strtoul(publish.c_str(), nullptr, 10)),
+        host.c_str(), true);
+      if (!port) {
+        std::fprintf(stderr, "%s: cannot publish the aggregators on tcp "
+                             "%s:%s: %s\n", opts.program.c_str(), host.c_str(),
+                     publish.c_str(), rt.system().render(port.error()).c_str());
+        exit_code = 1;
+        rt.request_stop();
+      } else {
+        published_port = *port;
+        std::printf("%s: aggregators published on tcp %s:%u\n",
+                    opts.program.c_str(), host.c_str(), *port);
+      }
+    }
+    tally_stats = rt.stats().add("/tally", [shared] { return shared->stats(); });
     shared->barrier = rt.spawn(barrier, shared);
     auto& h = rt.add_handler("tally", [shared](mayfly::handler_context& ctx,
                                                const mayfly::datagram& d) {
@@ -284,8 +637,24 @@ int main(int argc, char** argv) {
     shared->handler = &h;
     return h;
   };
-  return example::serve(opts, setup, {}, [&] {
-    shared->aggregators.clear(); // no handle may outlive the actor system
+  auto rc = example::serve(opts, setup, {}, [&] {
+    // No handle may outlive the actor system.
+    if (published_port != 0)
+      (void) runtime->system().middleman().unpublish(supervisor,
+                                                     published_port);
+    supervisor = nullptr;
+    if (shared->group)
+      shared->group->clear();
+    shared->route.store(std::make_shared<const remote_route>());
     shared->barrier = nullptr;
+    tally_stats.reset();
   });
+  std::fprintf(stderr, "%s: tally %s\n", opts.program.c_str(),
+               shared->stats().dump().c_str());
+  if (shared->gave_up) {
+    std::fprintf(stderr, "%s: stopped: the aggregators' restart intensity "
+                         "was exceeded\n", opts.program.c_str());
+    return 4;
+  }
+  return exit_code != 0 ? exit_code : rc;
 }
