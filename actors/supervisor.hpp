@@ -30,12 +30,17 @@
 /// with `exit_reason::kill` must not take the supervisor along, which a
 /// link would, since CAF treats `kill` as fatal for linked actors too).
 ///
-/// **Reading the members.** `supervised_group::members()` is one atomic load
-/// of a `shared_ptr` (no lock on the reader's side in libstdc++ 12 beyond a
-/// short spin on a lock bit when a restart swaps the table), callable from
-/// any thread, e.g. a handler per datagram. The table is immutable;
-/// restarts publish a new one. The table holds strong handles: call
-/// `supervised_group::clear()` before the actor system is destroyed.
+/// **Reading the members.** `supervised_group::members()` is one load of a
+/// `std::atomic<std::shared_ptr>`, callable from any thread, e.g. once per
+/// datagram in a handler. Cost: libstdc++ 12 briefly sets a lock bit in the
+/// atomic to take a reference, so every call is two read-modify-writes on
+/// one shared cache line plus the reference count, contended when several
+/// threads call it at once (not measured on its own; the local tally
+/// figures in docs/design/distribution.md include it). A per-thread cache
+/// keyed by a generation number would avoid it if it shows in a profile.
+/// The table is immutable; restarts publish a new one. It holds strong
+/// handles: call `supervised_group::clear()` before the actor system is
+/// destroyed.
 
 #include <atomic>
 #include <cstdint>
