@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -496,6 +497,64 @@ TEST_F(PathsTest, IoUringFallsBackWhenThePoolCannotFillTheRing) {
   auto reply = client.receive();
   ASSERT_TRUE(reply);
   EXPECT_EQ(*reply, "still served");
+}
+
+// -- every datagram accounted for ------------------------------------------------------
+
+/// Sends `total` datagrams to an endpoint on `path` whose only handler is
+/// stuck, so that the loop pauses and the kernel drops most of them; then
+/// lets go. Every datagram must end up either received (and answered) or
+/// in `kernel_drops`, with no later traffic needed to reveal the drops.
+void expect_every_datagram_accounted_for(std::unique_ptr<runtime>& rt,
+                                         udp_endpoint*& endpoint,
+                                         receive_path path) {
+  auto made = runtime::make(test::small_runtime_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  std::atomic<bool> release{false};
+  auto& h = rt->add_handler(
+    "stuck",
+    [&](handler_context& ctx, const datagram& d) {
+      while (!release.load())
+        std::this_thread::yield();
+      ctx.reply(d.payload);
+    },
+    1);
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  ec.receive_path = path;
+  ec.receive_buffer = 16384; // a few dozen datagrams
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  rt->start();
+  auto stats = [&] { return rt->collect_stats()["net"][endpoint->name()]; };
+  if (stats()["receive_path"] != to_string(path)) {
+    release = true;
+    GTEST_SKIP() << to_string(path) << " is unavailable here";
+  }
+  test::udp_client client{endpoint->local_address(), 300};
+  constexpr int total = 2000;
+  for (int i = 0; i < total; ++i)
+    ASSERT_TRUE(client.send(pattern(100, i)));
+  for (int i = 0; i < 2000 && stats()["kernel_drops"] == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  release = true;
+  int64_t replies = 0;
+  while (client.receive())
+    ++replies;
+  auto st = stats();
+  EXPECT_GT(st["kernel_drops"], 0);
+  EXPECT_EQ(st["datagrams_in"].get<int64_t>() + st["kernel_drops"].get<int64_t>(),
+            total)
+    << st.dump();
+  EXPECT_EQ(replies, st["datagrams_in"].get<int64_t>());
+}
+
+TEST_F(PathsTest, EveryDatagramIsReceivedOrCountedOnRecvmmsg) {
+  expect_every_datagram_accounted_for(rt, endpoint, receive_path::recvmmsg);
+}
+
+TEST_F(PathsTest, EveryDatagramIsReceivedOrCountedOnIoUring) {
+  expect_every_datagram_accounted_for(rt, endpoint, receive_path::io_uring);
 }
 
 } // namespace
