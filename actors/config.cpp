@@ -20,13 +20,12 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
   config_reader rt{rt_json, "runtime"};
   std::string overload = to_string(cfg.overload);
   rt.only({"workers", "max_throughput", "max_in_flight", "overload",
-           "shutdown_deadline_ms", "detach_below_bytes"})
+           "shutdown_deadline_ms"})
     .read("workers", cfg.workers, 0, 1024)
     .read("max_throughput", cfg.max_throughput, 1)
     .read("max_in_flight", cfg.max_in_flight, 1, 1u << 24)
     .read("overload", overload)
-    .read("shutdown_deadline_ms", cfg.shutdown_deadline_ms, 0, 3600000)
-    .read("detach_below_bytes", cfg.detach_below_bytes);
+    .read("shutdown_deadline_ms", cfg.shutdown_deadline_ms, 0, 3600000);
   if (rt.ok()) {
     if (overload == "pause")
       cfg.overload = overload_policy::pause;

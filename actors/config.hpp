@@ -10,8 +10,7 @@
 /// ```json
 /// {
 ///   "runtime": { "workers": 2, "max_throughput": 64, "max_in_flight": 4096,
-///                "overload": "pause", "shutdown_deadline_ms": 5000,
-///                "detach_below_bytes": 256 },
+///                "overload": "pause", "shutdown_deadline_ms": 5000 },
 ///   "memory":  { "buffers": { ... }, "arenas": { ... } },
 ///   "net":     { ... },
 ///   "stats":   { ... }
@@ -57,10 +56,6 @@ struct runtime_config {
   overload_policy overload = overload_policy::pause;
   /// How long `stop()` waits for in-flight handlers before killing them.
   uint32_t shutdown_deadline_ms = 5000;
-  /// `forward_detached` copies slices up to this size out of their binary
-  /// (so a stored key does not pin a whole datagram); larger ones are sent
-  /// as they are.
-  uint32_t detach_below_bytes = 256;
   /// Use CAF's deterministic test coordinator instead of worker threads
   /// (tests only: nothing runs until the test steps the scheduler).
   bool testing_scheduler = false;

@@ -33,6 +33,7 @@
 #include "actors/runtime.hpp"
 #include "net/prometheus.hpp"
 #include "net/stats_page.hpp"
+#include "runtime/config.hpp"
 
 // How this file uses cpp-httplib. Its `Server` parses requests, routes them
 // and writes responses; mayfly replaces two pieces of it, both through
@@ -869,6 +870,40 @@ result<bool> check_limits(const stats_endpoint_limits& l) {
 }
 
 } // namespace
+
+result<stats_config> parse_stats_config(const nlohmann::json& doc,
+                                        stats_config cfg) {
+  config_reader top{doc, ""};
+  const auto& section = top.object("stats");
+  if (!top.ok())
+    return top.error();
+  config_reader r{section, "stats"};
+  std::string address;
+  auto& l = cfg.limits;
+  r.only({"address", "threads", "max_queued", "request_timeout_ms",
+          "keep_alive_timeout_ms", "keep_alive_max", "max_request_bytes"})
+    .read("address", address)
+    .read("threads", l.threads)
+    .read("max_queued", l.max_queued)
+    .read("request_timeout_ms", l.request_timeout_ms)
+    .read("keep_alive_timeout_ms", l.keep_alive_timeout_ms)
+    .read("keep_alive_max", l.keep_alive_max)
+    .read("max_request_bytes", l.max_request_bytes);
+  if (!r.ok())
+    return r.error();
+  if (auto ok = check_limits(l); !ok)
+    return ok.error();
+  if (!address.empty()) {
+    auto at = udp_address::parse(address);
+    if (!at) {
+      error_info err = at.error();
+      err.subject = "stats.address";
+      return err;
+    }
+    cfg.address = *at;
+  }
+  return cfg;
+}
 
 stats_endpoint::stats_endpoint(runtime& rt, const stats_endpoint_limits& limits)
   : state_(std::make_unique<state>(rt, limits)) {

@@ -54,6 +54,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -83,6 +84,27 @@ struct stats_endpoint_limits {
   /// Largest request (line, headers and body) in bytes (1024..1 MiB).
   uint32_t max_request_bytes = 16384;
 };
+
+/// The `stats` section of a configuration document:
+///
+/// ```json
+/// "stats": { "address": "127.0.0.1:9100", "threads": 4, "max_queued": 16,
+///            "request_timeout_ms": 5000, "keep_alive_timeout_ms": 2000,
+///            "keep_alive_max": 100, "max_request_bytes": 16384 }
+/// ```
+///
+/// `address` absent: no stats endpoint (the examples' --stats flag and
+/// MAYFLY_STATS still open one). Other fields: `stats_endpoint_limits`.
+struct stats_config {
+  std::optional<udp_address> address;
+  stats_endpoint_limits limits;
+};
+
+/// Parses the `stats` section of a whole configuration document on top of
+/// `defaults`; errors name the field (`stats.threads: value out of range`).
+/// Cold path.
+result<stats_config> parse_stats_config(const nlohmann::json& doc,
+                                        stats_config defaults = {});
 
 /// The HTTP statistics endpoint. See file comment.
 class stats_endpoint final : public ingress {

@@ -120,6 +120,11 @@ service_options parse_options(int argc, char** argv, const char* about,
     if (!net)
       fail(opts.program, "invalid configuration: " + net.error().message());
     opts.endpoint = *net;
+    auto st = mayfly::parse_stats_config(*doc);
+    if (!st)
+      fail(opts.program, "invalid configuration: " + st.error().message());
+    opts.stats = st->address;
+    opts.stats_limits = st->limits;
   }
   if (!workers.empty())
     opts.runtime.workers = to_uint(opts.program, "workers", workers, 1024);
@@ -213,7 +218,8 @@ int serve(service_options& opts,
               opts.program.c_str(), local.to_string().c_str(),
               rt.config().workers, opts.endpoint.receive_threads);
   if (opts.stats) {
-    auto stats = mayfly::stats_endpoint::open(rt, *opts.stats);
+    auto stats = mayfly::stats_endpoint::open(rt, *opts.stats,
+                                              opts.stats_limits);
     if (!stats) {
       auto& err = stats.error();
       std::fprintf(stderr, "%s: cannot serve statistics on %s: %s%s%s\n",

@@ -8,7 +8,8 @@
 // Flags common to all examples:
 //   --address A       bind address (default 127.0.0.1)
 //   --port P          UDP port (default: the example's)
-//   --stats A:P       serve statistics over HTTP on A:P (off by default)
+//   --stats A:P       serve statistics over HTTP on A:P (default: the
+//                     configuration's stats.address, else off)
 //   --workers N       CAF worker threads (default: one per core)
 //   --receive-threads N
 //   --config FILE     JSON configuration (see docs/guide.md)
@@ -25,6 +26,7 @@
 
 #include "actors/config.hpp"
 #include "actors/runtime.hpp"
+#include "net/stats_endpoint.hpp"
 #include "net/udp_endpoint.hpp"
 
 namespace example {
@@ -41,6 +43,7 @@ struct service_options {
   mayfly::runtime_config runtime;
   mayfly::endpoint_config endpoint;
   std::optional<mayfly::udp_address> stats;
+  mayfly::stats_endpoint_limits stats_limits;
   uint32_t exit_after_s = 0;
 };
 

@@ -1,0 +1,105 @@
+// parse_runtime_config and read_config_file (actors/config.hpp): defaults,
+// every field, and errors that name the field.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "actors/config.hpp"
+
+namespace {
+
+using mayfly::overload_policy;
+using mayfly::parse_runtime_config;
+using nlohmann::json;
+
+std::string error_of(const json& doc) {
+  auto cfg = parse_runtime_config(doc);
+  EXPECT_FALSE(cfg) << doc.dump();
+  return cfg ? std::string{} : cfg.error().message();
+}
+
+TEST(RuntimeConfig, EmptyDocumentKeepsTheDefaults) {
+  auto cfg = parse_runtime_config(json::object());
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  mayfly::runtime_config defaults;
+  EXPECT_EQ(cfg->workers, defaults.workers);
+  EXPECT_EQ(cfg->max_throughput, defaults.max_throughput);
+  EXPECT_EQ(cfg->max_in_flight, defaults.max_in_flight);
+  EXPECT_EQ(cfg->overload, overload_policy::pause);
+  EXPECT_EQ(cfg->shutdown_deadline_ms, defaults.shutdown_deadline_ms);
+  EXPECT_EQ(cfg->memory.buffers.standard_capacity,
+            defaults.memory.buffers.standard_capacity);
+}
+
+TEST(RuntimeConfig, ReadsEveryField) {
+  auto cfg = parse_runtime_config(json::parse(R"({
+    "runtime": { "workers": 3, "max_throughput": 16, "max_in_flight": 100,
+                 "overload": "drop", "shutdown_deadline_ms": 250 },
+    "memory": { "buffers": { "standard_capacity": 64, "jumbo_capacity": 2 },
+                "arenas": { "capacity": 32 } },
+    "net": { "batch": 8 },
+    "stats": { "address": "127.0.0.1:9100" }
+  })"));
+  ASSERT_TRUE(cfg) << cfg.error().message();
+  EXPECT_EQ(cfg->workers, 3u);
+  EXPECT_EQ(cfg->max_throughput, 16u);
+  EXPECT_EQ(cfg->max_in_flight, 100u);
+  EXPECT_EQ(cfg->overload, overload_policy::drop);
+  EXPECT_EQ(cfg->shutdown_deadline_ms, 250u);
+  EXPECT_EQ(cfg->memory.buffers.standard_capacity, 64u);
+  EXPECT_EQ(cfg->memory.buffers.jumbo_capacity, 2u);
+  EXPECT_EQ(cfg->memory.arenas.capacity, 32u);
+}
+
+TEST(RuntimeConfig, ErrorsNameTheField) {
+  EXPECT_EQ(error_of({{"runtime", {{"max_in_flight", 0}}}}),
+            "runtime.max_in_flight: value out of range");
+  EXPECT_EQ(error_of({{"runtime", {{"workers", 5000}}}}),
+            "runtime.workers: value out of range");
+  EXPECT_EQ(error_of({{"runtime", {{"overload", "shed"}}}}),
+            "runtime.overload: expected \"pause\" or \"drop\"");
+  EXPECT_NE(error_of({{"runtime", {{"workers", "two"}}}}).find("runtime.workers"),
+            std::string::npos);
+  EXPECT_EQ(error_of({{"runtime", {{"wrokers", 2}}}}),
+            "runtime.wrokers: unknown field");
+  EXPECT_EQ(error_of({{"bogus", json::object()}}), "bogus: unknown field");
+  EXPECT_NE(error_of({{"runtime", 3}}).find("runtime"), std::string::npos);
+  EXPECT_NE(error_of({{"memory", {{"buffers", {{"standard_capacity", 0}}}}}})
+              .find("memory.buffers.standard_capacity"),
+            std::string::npos);
+}
+
+// A setting that once existed and did nothing is refused, not ignored.
+TEST(RuntimeConfig, RemovedDetachBelowBytesIsAnUnknownField) {
+  EXPECT_EQ(error_of({{"runtime", {{"detach_below_bytes", 256}}}}),
+            "runtime.detach_below_bytes: unknown field");
+}
+
+TEST(RuntimeConfig, ReadsFilesWithCommentsAndReportsBadOnes) {
+  auto path = std::string{::testing::TempDir()} + "mayfly_config_test.json";
+  {
+    std::ofstream out{path};
+    out << "// comment\n{ \"runtime\": { \"workers\": 2 } /* more */ }\n";
+  }
+  auto doc = mayfly::read_config_file(path);
+  ASSERT_TRUE(doc) << doc.error().message();
+  auto cfg = parse_runtime_config(*doc);
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ(cfg->workers, 2u);
+  {
+    std::ofstream out{path};
+    out << "{ \"runtime\": ";
+  }
+  auto bad = mayfly::read_config_file(path);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().message(), path + ": configuration file is not valid JSON");
+  std::remove(path.c_str());
+  auto missing = mayfly::read_config_file(path);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().message(), path + ": cannot open configuration file");
+}
+
+} // namespace
