@@ -47,7 +47,6 @@ binary_header* make_dedicated_binary(size_t capacity) noexcept {
     return nullptr;
   auto* hdr = new (mem) binary_header;
   hdr->refs.store(1, std::memory_order_relaxed);
-  hdr->born_ns.store(now_ns(), std::memory_order_relaxed);
   hdr->data = static_cast<std::byte*>(mem) + kDedicatedHeader;
   hdr->capacity = static_cast<uint32_t>(capacity);
   auto& c = dedicated_counters();
@@ -108,8 +107,20 @@ mutable_buffer mutable_buffer::dedicated(size_t capacity) noexcept {
   return hdr ? mutable_buffer{hdr} : mutable_buffer{};
 }
 
+namespace {
+
+// A binary's age counts from its first freeze: a slot waiting to be filled
+// (a receive batch, a send buffer) is not a binary yet.
+void mark_born(detail::binary_header* hdr) noexcept {
+  if (hdr->born_ns.load(std::memory_order_relaxed) == 0)
+    hdr->born_ns.store(now_ns(), std::memory_order_relaxed);
+}
+
+} // namespace
+
 slice mutable_buffer::split_to(size_t n) noexcept {
   MAYFLY_ASSERT(hdr_ != nullptr && n <= capacity());
+  mark_born(hdr_);
   hdr_->size.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
   slice result{begin_, n, hdr_, slice::add_ref_tag{}};
   begin_ += n;
@@ -118,6 +129,7 @@ slice mutable_buffer::split_to(size_t n) noexcept {
 
 slice mutable_buffer::freeze(size_t n) && noexcept {
   MAYFLY_ASSERT(hdr_ != nullptr && n <= capacity());
+  mark_born(hdr_);
   hdr_->size.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
   slice result{begin_, n, std::exchange(hdr_, nullptr), slice::adopt_ref_tag{}};
   begin_ = end_ = nullptr;
@@ -157,7 +169,7 @@ mutable_buffer buffer_pool::try_acquire() noexcept {
   auto* hdr = &headers_[slot];
   hdr->size.store(0, std::memory_order_relaxed);
   hdr->holder.store(0, std::memory_order_relaxed);
-  hdr->born_ns.store(now_ns(), std::memory_order_relaxed);
+  hdr->born_ns.store(0, std::memory_order_relaxed); // set by the first freeze
   // Release: the census reads the fields above after seeing refs > 0.
   hdr->refs.store(1, std::memory_order_release);
   return mutable_buffer{hdr};
@@ -183,12 +195,17 @@ binary_census buffer_pool::census() const noexcept {
     auto refs = h.refs.load(std::memory_order_acquire);
     if (refs == 0)
       continue;
+    auto born = h.born_ns.load(std::memory_order_relaxed);
+    if (born == 0) {
+      ++c.writable; // held to be filled; nothing frozen yet
+      continue;
+    }
     ++c.live;
     c.live_bytes += h.size.load(std::memory_order_relaxed);
     c.pinned_bytes += h.capacity;
     auto bucket = refs <= 1 ? 0 : refs <= 2 ? 1 : refs <= 4 ? 2 : refs <= 8 ? 3 : 4;
     ++c.refs[bucket];
-    auto age = now - h.born_ns.load(std::memory_order_relaxed);
+    auto age = now - born;
     if (age > c.oldest_age_ns) {
       c.oldest_age_ns = age;
       c.oldest_holder = h.holder.load(std::memory_order_relaxed);
@@ -221,7 +238,8 @@ nlohmann::json buffer_pool::stats() const {
       {"refs", {{"1", c.refs[0]}, {"2", c.refs[1]}, {"3-4", c.refs[2]},
                 {"5-8", c.refs[3]}, {"9+", c.refs[4]}}},
       {"oldest_age_ms", static_cast<double>(c.oldest_age_ns) / 1e6},
-      {"oldest_holder", c.oldest_holder}}},
+      {"oldest_holder", c.oldest_holder},
+      {"writable", c.writable}}},
   };
 }
 

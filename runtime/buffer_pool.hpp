@@ -116,12 +116,18 @@ private:
 /// Live binaries of one pool, found by scanning its headers (O(capacity),
 /// for the stats endpoint only; never on the datagram path).
 struct binary_census {
+  /// Slots holding a binary: something of them was frozen and is referenced.
   uint64_t live = 0;
+  /// Slots held as writable buffers with nothing frozen yet (a receive
+  /// batch waiting for datagrams, a send buffer being filled): in use, but
+  /// not binaries, and not in the figures above or below.
+  uint64_t writable = 0;
   uint64_t live_bytes = 0;   ///< frozen bytes of live binaries
   uint64_t pinned_bytes = 0; ///< slot bytes held by live binaries
   /// Live binaries by reference count: 1, 2, 3-4, 5-8, 9+.
   uint64_t refs[5] = {};
-  int64_t oldest_age_ns = 0; ///< age of the oldest live binary, 0 if none
+  /// Age of the oldest live binary since its first freeze, 0 if none.
+  int64_t oldest_age_ns = 0;
   uint32_t oldest_holder = 0;
   uint32_t oldest_slot = slot_pool::kNoSlot;
 };

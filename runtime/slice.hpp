@@ -73,7 +73,8 @@ struct binary_header {
   std::atomic<uint32_t> refs{0};
   /// Bytes frozen so far (statistics only).
   std::atomic<uint32_t> size{0};
-  /// Steady-clock nanoseconds when the slot was acquired (statistics only).
+  /// Steady-clock nanoseconds when the first bytes were frozen; 0 while
+  /// nothing is (a writable buffer, not yet a binary). Statistics only.
   std::atomic<int64_t> born_ns{0};
   /// Opaque tag of the latest long-lived holder (set by the actor layer for
   /// the pinning report; 0: none recorded).

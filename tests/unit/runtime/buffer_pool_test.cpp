@@ -1,8 +1,10 @@
 #include "runtime/buffer_pool.hpp"
 
 #include <cstdint>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -96,13 +98,14 @@ TEST(BufferPool, CensusCountsLiveBinariesByReferences) {
     copies.push_back(std::move(s));
     refs.push_back(std::move(copies));
   }
-  auto writable = pool->try_acquire(); // a live binary with nothing frozen
+  auto writable = pool->try_acquire(); // held, nothing frozen: no binary
   ASSERT_TRUE(writable);
   auto c = pool->census();
-  EXPECT_EQ(c.live, 6u);
+  EXPECT_EQ(c.live, 5u);
+  EXPECT_EQ(c.writable, 1u);
   EXPECT_EQ(c.live_bytes, 50u);
-  EXPECT_EQ(c.pinned_bytes, 6u * 128u);
-  EXPECT_EQ(c.refs[0], 2u); // the 1-ref slice and the writable buffer
+  EXPECT_EQ(c.pinned_bytes, 5u * 128u);
+  EXPECT_EQ(c.refs[0], 1u);
   EXPECT_EQ(c.refs[1], 1u);
   EXPECT_EQ(c.refs[2], 1u);
   EXPECT_EQ(c.refs[3], 1u);
@@ -113,6 +116,7 @@ TEST(BufferPool, CensusCountsLiveBinariesByReferences) {
   writable = mutable_buffer{};
   auto after = pool->census();
   EXPECT_EQ(after.live, 0u);
+  EXPECT_EQ(after.writable, 0u);
   EXPECT_EQ(after.live_bytes, 0u);
   EXPECT_EQ(after.refs[0] + after.refs[4], 0u);
 }
@@ -138,9 +142,43 @@ TEST(BufferPool, CensusReportsTheOldestHolder) {
   auto again = pool->try_acquire();
   ASSERT_TRUE(again);
   auto fresh = pool->census();
+  EXPECT_EQ(fresh.live, 0u);
+  EXPECT_EQ(fresh.writable, 1u);
+  auto born = std::move(again).freeze(0); // an empty datagram is a binary
+  fresh = pool->census();
   EXPECT_EQ(fresh.live, 1u);
   EXPECT_EQ(fresh.oldest_holder, 0u);
   EXPECT_EQ(fresh.live_bytes, 0u);
+}
+
+// An idle receive loop holds slots ready for datagrams: they must not look
+// like old, pinned binaries. A binary's age counts from its first freeze.
+TEST(BufferPool, CensusAgesBinariesFromTheirFirstFreeze) {
+  auto pool = make_buffer_pool(4, 128);
+  ASSERT_TRUE(pool);
+  auto waiting = pool->try_acquire();
+  ASSERT_TRUE(waiting);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  auto c = pool->census();
+  EXPECT_EQ(c.live, 0u);
+  EXPECT_EQ(c.pinned_bytes, 0u);
+  EXPECT_EQ(c.oldest_age_ns, 0);
+  EXPECT_EQ(c.oldest_slot, slot_pool::kNoSlot);
+  auto ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+  };
+  auto before_freeze = ns();
+  auto first = waiting.split_to(3); // born here
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  auto second = waiting.split_to(3); // not reborn by later freezes
+  c = pool->census();
+  auto since_freeze = ns() - before_freeze;
+  EXPECT_EQ(c.live, 1u);
+  EXPECT_EQ(c.writable, 0u);
+  EXPECT_GE(c.oldest_age_ns, 30'000'000);       // from the first freeze...
+  EXPECT_LE(c.oldest_age_ns, since_freeze);     // ...not from the acquire
 }
 
 TEST(BufferPool, StatsJsonHasEveryField) {
@@ -167,10 +205,11 @@ TEST(BufferPool, StatsJsonHasEveryField) {
   EXPECT_EQ(j["region_bytes"], pool->slots().region_bytes());
   EXPECT_EQ(j["pages"], "none");
   auto& bin = j["binaries"];
-  EXPECT_EQ(bin["live"], 4);
+  EXPECT_EQ(bin["live"], 1); // the three `rest` are writable, not binaries
+  EXPECT_EQ(bin["writable"], 3);
   EXPECT_EQ(bin["live_bytes"], 4);
-  EXPECT_EQ(bin["pinned_bytes"], 4 * 256);
-  EXPECT_EQ(bin["refs"]["1"], 3);
+  EXPECT_EQ(bin["pinned_bytes"], 256);
+  EXPECT_EQ(bin["refs"]["1"], 0);
   EXPECT_EQ(bin["refs"]["2"], 1);
   EXPECT_EQ(bin["refs"]["3-4"], 0);
   EXPECT_EQ(bin["refs"]["5-8"], 0);
