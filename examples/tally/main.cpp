@@ -473,7 +473,8 @@ caf::behavior connector(caf::stateful_actor<connector_state>* self,
                  "mayfly-tally: lost the aggregator node at %s (connection "
                  "%llu, %s) after forwarding %lld lines over it; lines are "
                  "counted as unrouted until it is back\n",
-                 where.c_str(), static_cast<unsigned long long>(old->connection),
+                 where.c_str(),
+                 static_cast<unsigned long long>(old->connection),
                  self->system().render(reason).c_str(),
                  static_cast<long long>(old->forwarded->load()));
     self->state.backoff_ms = kMinBackoffMs;
@@ -582,7 +583,8 @@ int main(int argc, char** argv) {
       sup.children = n;
       sup.policy = {5, 10000}; // at most 5 restarts in 10 s
       sup.make_child = [shared, holder](caf::actor_system& sys, size_t slot) {
-        return sys.spawn(aggregator, shared->pin, holder, &shared->applied[slot]);
+        return sys.spawn(aggregator, shared->pin, holder,
+                         &shared->applied[slot]);
       };
       // The restarted aggregator starts empty: what the dead one had
       // counted is lost, and counted as such.
@@ -617,7 +619,8 @@ int main(int argc, char** argv) {
                     opts.program.c_str(), host.c_str(), *port);
       }
     }
-    tally_stats = rt.stats().add("/tally", [shared] { return shared->stats(); });
+    tally_stats
+      = rt.stats().add("/tally", [shared] { return shared->stats(); });
     shared->barrier = rt.spawn(barrier, shared);
     auto& h = rt.add_handler("tally", [shared](mayfly::handler_context& ctx,
                                                const mayfly::datagram& d) {
