@@ -9,6 +9,10 @@ const char* to_string(overload_policy x) noexcept {
   return x == overload_policy::pause ? "pause" : "drop";
 }
 
+const char* to_string(worker_idle x) noexcept {
+  return x == worker_idle::poll ? "poll" : "block";
+}
+
 result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
                                             runtime_config cfg) {
   config_reader top{doc, ""};
@@ -19,13 +23,15 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
     return top.error();
   config_reader rt{rt_json, "runtime"};
   std::string overload = to_string(cfg.overload);
+  std::string idle = to_string(cfg.idle);
   rt.only({"workers", "max_throughput", "max_in_flight", "overload",
-           "shutdown_deadline_ms"})
+           "shutdown_deadline_ms", "worker_idle"})
     .read("workers", cfg.workers, 0, 1024)
     .read("max_throughput", cfg.max_throughput, 1)
     .read("max_in_flight", cfg.max_in_flight, 1, 1u << 24)
     .read("overload", overload)
-    .read("shutdown_deadline_ms", cfg.shutdown_deadline_ms, 0, 3600000);
+    .read("shutdown_deadline_ms", cfg.shutdown_deadline_ms, 0, 3600000)
+    .read("worker_idle", idle);
   if (rt.ok()) {
     if (overload == "pause")
       cfg.overload = overload_policy::pause;
@@ -33,6 +39,12 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
       cfg.overload = overload_policy::drop;
     else
       rt.fail("overload", "expected \"pause\" or \"drop\"");
+    if (idle == "poll")
+      cfg.idle = worker_idle::poll;
+    else if (idle == "block")
+      cfg.idle = worker_idle::block;
+    else
+      rt.fail("worker_idle", "expected \"poll\" or \"block\"");
   }
   if (!rt.ok())
     return rt.error();

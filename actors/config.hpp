@@ -45,6 +45,19 @@ enum class overload_policy : uint8_t {
   drop,
 };
 
+/// What an idle CAF worker does while it waits for the next handler.
+enum class worker_idle : uint8_t {
+  /// CAF's default: spin, then nap 50 µs at a time for ~25 ms, then block.
+  /// Best throughput under steady load; the naps cost a lone request up to
+  /// their length (~100 µs in a VM) and burn CPU on a quiet service.
+  poll,
+  /// Spin briefly, then block on the worker's condition variable; the next
+  /// handler spawned for it wakes it (one futex wake-up). A lone request is
+  /// answered ~3× sooner, at ~15% less throughput under full load
+  /// (docs/benchmarks.md, "Idle workers").
+  block,
+};
+
 /// Configuration of a runtime. See file comment.
 struct runtime_config {
   /// CAF worker threads; 0 means one per core.
@@ -56,6 +69,8 @@ struct runtime_config {
   overload_policy overload = overload_policy::pause;
   /// How long `stop()` waits for in-flight handlers before killing them.
   uint32_t shutdown_deadline_ms = 5000;
+  /// How idle workers wait (owned system only; see `worker_idle`).
+  worker_idle idle = worker_idle::poll;
   /// Use CAF's deterministic test coordinator instead of worker threads
   /// (tests only: nothing runs until the test steps the scheduler).
   bool testing_scheduler = false;
@@ -81,5 +96,8 @@ result<nlohmann::json> read_config_file(const std::string& path);
 
 /// "pause" or "drop".
 const char* to_string(overload_policy x) noexcept;
+
+/// "block" or "poll".
+const char* to_string(worker_idle x) noexcept;
 
 } // namespace mayfly

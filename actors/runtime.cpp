@@ -91,6 +91,11 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
     sys_cfg.set("scheduler.policy", caf::atom("testing"));
   else
     install_scheduler(sys_cfg); // no clock wake-up per handler exit
+  if (c.idle == worker_idle::block) {
+    // Skip CAF's napping phase (500 naps of 50 µs): after its spin a worker
+    // blocks on its condition variable, which the next enqueue signals.
+    sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+  }
   // (The add_error_category<T> template of CAF 0.17.6 does not compile.)
   sys_cfg.add_error_category(
     caf::atom("mayfly"),
@@ -183,6 +188,7 @@ nlohmann::json runtime::runtime_stats() const {
     {"max_throughput", cfg_.max_throughput},
     {"max_in_flight", cfg_.max_in_flight},
     {"overload", to_string(cfg_.overload)},
+    {"worker_idle", to_string(cfg_.idle)},
     {"malloc_is_mimalloc", mimalloc},
     {"in_flight", in_flight()},
     {"balance", balance().to_json()},

@@ -65,10 +65,10 @@ tally_max() { # server-binary port -> prints lines/s at the best exact rate
     exact=$(echo "$out" | json_field exact); lps=$(echo "$out" | json_field lines_per_s)
     dps=$(echo "$out" | json_field datagrams_per_s)
     echo "  $(basename "$1") attempt $attempt rate ${rate:-0}: $lps lines/s, exact $exact" >&2
-    if [[ $exact == True ]]; then echo "$lps"; kill $pid 2>/dev/null; wait $pid 2>/dev/null; return; fi
+    if [[ $exact == True ]]; then echo "$lps"; kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; return 0; fi
     rate=$(python3 -c "print(int($dps*0.7))")
   done
-  echo 0; kill $pid 2>/dev/null; wait $pid 2>/dev/null
+  echo 0; kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
 }
 raw=(); mf=()
 [[ $only == *tally* ]] && for r in $(seq "$reps"); do

@@ -7,7 +7,11 @@
 #include <fstream>
 #include <string>
 
+#include <caf/actor_system_config.hpp>
+
 #include "actors/config.hpp"
+#include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 
 namespace {
 
@@ -30,6 +34,7 @@ TEST(RuntimeConfig, EmptyDocumentKeepsTheDefaults) {
   EXPECT_EQ(cfg->max_in_flight, defaults.max_in_flight);
   EXPECT_EQ(cfg->overload, overload_policy::pause);
   EXPECT_EQ(cfg->shutdown_deadline_ms, defaults.shutdown_deadline_ms);
+  EXPECT_EQ(cfg->idle, mayfly::worker_idle::poll);
   EXPECT_EQ(cfg->memory.buffers.standard_capacity,
             defaults.memory.buffers.standard_capacity);
 }
@@ -37,7 +42,8 @@ TEST(RuntimeConfig, EmptyDocumentKeepsTheDefaults) {
 TEST(RuntimeConfig, ReadsEveryField) {
   auto cfg = parse_runtime_config(json::parse(R"({
     "runtime": { "workers": 3, "max_throughput": 16, "max_in_flight": 100,
-                 "overload": "drop", "shutdown_deadline_ms": 250 },
+                 "overload": "drop", "shutdown_deadline_ms": 250,
+                 "worker_idle": "block" },
     "memory": { "buffers": { "standard_capacity": 64, "jumbo_capacity": 2 },
                 "arenas": { "capacity": 32 } },
     "net": { "batch": 8 },
@@ -49,6 +55,7 @@ TEST(RuntimeConfig, ReadsEveryField) {
   EXPECT_EQ(cfg->max_in_flight, 100u);
   EXPECT_EQ(cfg->overload, overload_policy::drop);
   EXPECT_EQ(cfg->shutdown_deadline_ms, 250u);
+  EXPECT_EQ(cfg->idle, mayfly::worker_idle::block);
   EXPECT_EQ(cfg->memory.buffers.standard_capacity, 64u);
   EXPECT_EQ(cfg->memory.buffers.jumbo_capacity, 2u);
   EXPECT_EQ(cfg->memory.arenas.capacity, 32u);
@@ -61,6 +68,8 @@ TEST(RuntimeConfig, ErrorsNameTheField) {
             "runtime.workers: value out of range");
   EXPECT_EQ(error_of({{"runtime", {{"overload", "shed"}}}}),
             "runtime.overload: expected \"pause\" or \"drop\"");
+  EXPECT_EQ(error_of({{"runtime", {{"worker_idle", "spin"}}}}),
+            "runtime.worker_idle: expected \"poll\" or \"block\"");
   EXPECT_NE(error_of({{"runtime", {{"workers", "two"}}}}).find("runtime.workers"),
             std::string::npos);
   EXPECT_EQ(error_of({{"runtime", {{"wrokers", 2}}}}),
@@ -100,6 +109,26 @@ TEST(RuntimeConfig, ReadsFilesWithCommentsAndReportsBadOnes) {
   auto missing = mayfly::read_config_file(path);
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message(), path + ": cannot open configuration file");
+}
+
+// worker_idle reaches CAF: "block" skips the napping phase of CAF's
+// work-stealing workers, "poll" leaves CAF's default (500 naps).
+TEST(RuntimeConfig, WorkerIdleConfiguresCafsWorkers) {
+  for (auto idle : {mayfly::worker_idle::block, mayfly::worker_idle::poll}) {
+    auto cfg = mayfly::test::small_runtime_config();
+    cfg.idle = idle;
+    auto rt = mayfly::runtime::make(cfg);
+    ASSERT_TRUE(rt) << rt.error().message();
+    auto naps = caf::get_or((*rt)->system().config(),
+                            "work-stealing.moderate-poll-attempts",
+                            size_t{12345});
+    if (idle == mayfly::worker_idle::block)
+      EXPECT_EQ(naps, 0u);
+    else
+      EXPECT_EQ(naps, 12345u); // not set: CAF's own default applies
+    EXPECT_EQ((*rt)->collect_stats()["runtime"]["worker_idle"],
+              mayfly::to_string(idle));
+  }
 }
 
 } // namespace
