@@ -1,8 +1,9 @@
 #pragma once
 
 // A real runtime sized for loopback tests (2 workers, small pools, no
-// prefaulting), and the end-of-test check every such test makes: stop, then
-// every pool, arena, binary and handler back at zero. Shared by the net and
+// prefaulting), one on CAF's test coordinator for deterministic actor
+// tests, and the end-of-test check every such test makes: stop, then every
+// pool, arena, binary and handler back at zero. Shared by the actors, net and
 // dns test suites. Header-only.
 
 #include <memory>
@@ -21,6 +22,20 @@ inline runtime_config small_runtime_config() {
   cfg.memory.buffers.jumbo_capacity = 8;
   cfg.memory.buffers.prefault = false;
   cfg.memory.arenas.capacity = 256;
+  cfg.memory.arenas.block_size = 4096;
+  cfg.memory.arenas.prefault = false;
+  return cfg;
+}
+
+/// A runtime on CAF's deterministic test coordinator (nothing runs until
+/// the test steps it), 1 worker, a 100 ms shutdown deadline, 4 KiB arena
+/// blocks, nothing prefaulted. Callers set the pool capacities they need.
+inline runtime_config testing_runtime_config() {
+  runtime_config cfg;
+  cfg.testing_scheduler = true;
+  cfg.workers = 1;
+  cfg.shutdown_deadline_ms = 100;
+  cfg.memory.buffers.prefault = false;
   cfg.memory.arenas.block_size = 4096;
   cfg.memory.arenas.prefault = false;
   return cfg;

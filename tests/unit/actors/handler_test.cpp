@@ -14,6 +14,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 #include "fake_sink.hpp"
 
 using namespace std::chrono_literals;
@@ -23,17 +24,11 @@ namespace {
 using namespace mayfly;
 
 runtime_config small_config() {
-  runtime_config cfg;
-  cfg.testing_scheduler = true;
-  cfg.workers = 1;
-  cfg.shutdown_deadline_ms = 100;
+  auto cfg = test::testing_runtime_config();
   cfg.memory.buffers.standard_capacity = 64;
   cfg.memory.buffers.jumbo_capacity = 2;
-  cfg.memory.buffers.prefault = false;
   cfg.memory.arenas.capacity = 16;
-  cfg.memory.arenas.block_size = 4096;
   cfg.memory.arenas.max_arena_bytes = 64 * 1024;
-  cfg.memory.arenas.prefault = false;
   return cfg;
 }
 

@@ -19,6 +19,7 @@
 
 #include "actors/errors.hpp"
 #include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 
 namespace {
 
@@ -26,16 +27,10 @@ using namespace mayfly;
 using bytes = std::vector<char>;
 
 runtime_config small_config() {
-  runtime_config cfg;
-  cfg.testing_scheduler = true;
-  cfg.workers = 1;
-  cfg.shutdown_deadline_ms = 100;
+  auto cfg = test::testing_runtime_config();
   cfg.memory.buffers.standard_capacity = 16;
   cfg.memory.buffers.jumbo_capacity = 2;
-  cfg.memory.buffers.prefault = false;
   cfg.memory.arenas.capacity = 4;
-  cfg.memory.arenas.block_size = 4096;
-  cfg.memory.arenas.prefault = false;
   return cfg;
 }
 

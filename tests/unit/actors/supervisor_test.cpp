@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/runtime.hpp"
+#include "tests/support/small_runtime.hpp"
 
 namespace {
 
@@ -23,16 +24,10 @@ using namespace mayfly;
 using boom_atom = caf::atom_constant<caf::atom("boom")>;
 
 runtime_config small_config() {
-  runtime_config cfg;
-  cfg.testing_scheduler = true;
-  cfg.workers = 1;
-  cfg.shutdown_deadline_ms = 100;
+  auto cfg = test::testing_runtime_config();
   cfg.memory.buffers.standard_capacity = 16;
   cfg.memory.buffers.jumbo_capacity = 1;
-  cfg.memory.buffers.prefault = false;
   cfg.memory.arenas.capacity = 4;
-  cfg.memory.arenas.block_size = 4096;
-  cfg.memory.arenas.prefault = false;
   return cfg;
 }
 
