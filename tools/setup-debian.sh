@@ -28,7 +28,7 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   liburing-dev libcpp-httplib-dev
   clang libclang-rt-14-dev
-  dnsutils curl python3
+  dnsutils curl jq python3
 )
 [[ $with_chromium == 1 ]] && packages+=(chromium)
 missing=()

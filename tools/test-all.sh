@@ -42,8 +42,10 @@ status=0
 run_preset ci || status=1
 # Release: the test binaries only (the ci preset built everything else); the
 # allocation-counting tests run here, unsanitized.
+# (mayfly-tally and mayfly-load: integration.Distribution runs them.)
 run_preset release mayfly_runtime_tests mayfly_actors_tests mayfly_net_tests \
-  mayfly_dns_tests mayfly_stats_page_server || status=1
+  mayfly_dns_tests mayfly_stats_page_server mayfly_example_tally mayfly_load \
+  || status=1
 # TSan: the memory layer only (Debian's CAF is not instrumented).
 echo "=== tsan: configure and build"
 cmake --preset tsan >/dev/null

@@ -383,7 +383,7 @@ TEST_F(StatsEndpoint, MetricsParseAsPrometheusText) {
   EXPECT_EQ(p.series.count("mayfly_pools_in_use{pool=\"standard\"}"), 1u);
   EXPECT_EQ(p.series.count("mayfly_runtime_uptime_seconds"), 1u);
   EXPECT_EQ(p.series.count("mayfly_runtime_info{overload=\"pause\",state="
-                           "\"running\"}"),
+                           "\"running\",worker_idle=\"poll\"}"),
             1u);
   EXPECT_EQ(p.series.count("mayfly_net_requests_total{endpoint=\""
                            + stats->name() + "\"}"),
