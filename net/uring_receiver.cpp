@@ -124,7 +124,11 @@ uring_receiver::make(int fd, buffer_pool& pool, uint32_t entries,
     p->give(static_cast<uint16_t>(i));
   }
   p->publish();
-  p->tmpl.msg_namelen = udp_address::capacity();
+  // The kernel lays out header, name area, control area, payload back to
+  // back; a name area of 28 bytes would leave the control messages
+  // misaligned for cmsghdr. Round it up to cmsghdr's alignment.
+  p->tmpl.msg_namelen = (udp_address::capacity() + alignof(cmsghdr) - 1)
+                        & ~static_cast<socklen_t>(alignof(cmsghdr) - 1);
   p->tmpl.msg_controllen = kControlBytes;
   p->cqes.resize(n);
   std::unique_ptr<uring_receiver> r{new uring_receiver(std::move(p))};
