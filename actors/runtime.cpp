@@ -374,7 +374,8 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn,
   return h;
 }
 
-dispatch_status runtime::dispatch(handler_type& type, datagram& d) noexcept {
+dispatch_status runtime::dispatch(handler_type& type, datagram& d,
+                                  caf::execution_unit* host) noexcept {
   if (state_.load(std::memory_order_acquire) != state::running)
     return dispatch_status::not_running;
   // Admission first: a refused datagram must not churn the arena pool.
@@ -387,8 +388,9 @@ dispatch_status runtime::dispatch(handler_type& type, datagram& d) noexcept {
   }
   // The handle returned by spawn is dropped at once: the actor lives on its
   // own until it terminates.
-  system_->spawn<detail::handler_actor>(&type, this, std::move(lease),
-                                        std::move(d));
+  caf::actor_config cfg{host};
+  system_->spawn_class<detail::handler_actor, caf::no_spawn_options>(
+    cfg, &type, this, std::move(lease), std::move(d));
   return dispatch_status::spawned;
 }
 

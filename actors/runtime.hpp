@@ -149,8 +149,11 @@ public:
 
   /// Spawns a handler of `type` for `d`. Any thread; ~1 us of the calling
   /// thread. Moves from `d` only when it returns `spawned`; otherwise the
-  /// caller decides (drop or retry: `overload_policy`) and counts.
-  dispatch_status dispatch(handler_type& type, datagram& d) noexcept;
+  /// caller decides (drop or retry: `overload_policy`) and counts. `host`:
+  /// the CAF execution unit the handler is launched on (`inline_runner`);
+  /// nullptr: CAF's scheduler picks a worker.
+  dispatch_status dispatch(handler_type& type, datagram& d,
+                           caf::execution_unit* host = nullptr) noexcept;
 
   /// Handlers in flight over all types.
   int64_t in_flight() const noexcept;

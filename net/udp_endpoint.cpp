@@ -46,6 +46,10 @@ const char* to_string(receive_path p) noexcept {
   return "recvmmsg";
 }
 
+const char* to_string(handler_start s) noexcept {
+  return s == handler_start::workers ? "workers" : "io_thread";
+}
+
 result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
                                               endpoint_config cfg) {
   config_reader top{doc, ""};
@@ -54,8 +58,10 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
     return top.error();
   config_reader r{net, "net"};
   std::string path = to_string(cfg.receive_path);
+  std::string start = to_string(cfg.handler_start);
   r.only({"receive_threads", "batch", "receive_buffer", "send_buffer",
-          "reply_queue", "busy_poll_us", "receive_path", "gso"})
+          "reply_queue", "busy_poll_us", "receive_path", "gso",
+          "handler_start"})
     .read("receive_threads", cfg.receive_threads, 1, 64)
     .read("batch", cfg.batch, 1, 1024)
     .read("receive_buffer", cfg.receive_buffer, 0, 1u << 30)
@@ -63,9 +69,18 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
     .read("reply_queue", cfg.reply_queue, 16, 1u << 22)
     .read("busy_poll_us", cfg.busy_poll_us, 0, 1000000)
     .read("receive_path", path)
-    .read("gso", cfg.gso);
+    .read("gso", cfg.gso)
+    .read("handler_start", start);
   if (!r.ok())
     return r.error();
+  if (start == "io_thread") {
+    cfg.handler_start = handler_start::io_thread;
+  } else if (start == "workers") {
+    cfg.handler_start = handler_start::workers;
+  } else {
+    r.fail("handler_start", "expected \"io_thread\" or \"workers\"");
+    return r.error();
+  }
   if (path == "recvmmsg") {
     cfg.receive_path = receive_path::recvmmsg;
   } else if (path == "gro") {
@@ -125,9 +140,12 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
   if (first.path() != cfg.receive_path)
     why = " (" + std::string{to_string(cfg.receive_path)}
           + " unavailable: " + first.fallback_reason() + ")";
-  std::fprintf(stderr, "mayfly: udp:%s: receive path %s%s, gso %s\n",
+  std::fprintf(stderr,
+               "mayfly: udp:%s: receive path %s%s, gso %s, handlers start "
+               "on %s\n",
                ep->local_.to_string().c_str(), to_string(first.path()),
-               why.c_str(), first.gso() ? "on" : "off");
+               why.c_str(), first.gso() ? "on" : "off",
+               first.runner() != nullptr ? "the IO thread" : "CAF workers");
   auto* ptr = ep.get();
   rt.attach(std::move(ep));
   return ptr;
@@ -175,6 +193,14 @@ nlohmann::json udp_endpoint::stats() const {
   for (auto& l : loops_)
     kernel_drops += std::max(l->io_count(loop_t::kernel_drops),
                              l->socket().kernel_drops());
+  int64_t inline_started = 0;
+  int64_t inline_continued = 0;
+  for (auto& l : loops_) {
+    if (const auto* runner = l->runner()) {
+      inline_started += runner->started();
+      inline_continued += runner->continued();
+    }
+  }
   auto in = sum(loop_t::datagrams_in);
   auto out = sum(loop_t::datagrams_out);
   auto syscalls = sum(loop_t::recv_calls) + sum(loop_t::send_calls)
@@ -187,6 +213,9 @@ nlohmann::json udp_endpoint::stats() const {
      to_string(loops_.empty() ? cfg_.receive_path : loops_.front()->path())},
     {"gso", std::any_of(loops_.begin(), loops_.end(),
                         [](auto& l) { return l->gso(); })},
+    {"handler_start", to_string(cfg_.handler_start)},
+    {"handlers_started_inline", inline_started},
+    {"handlers_continued_on_workers", inline_continued},
     {"receive_buffer_bytes",
      loops_.empty() ? 0 : loops_.front()->socket().receive_buffer()},
     {"datagrams_in", in},
@@ -266,6 +295,8 @@ io_loop::io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
     sdgrams_(cfg.batch),
     packers_(new packer_slot[kPackerSlots]) {
   held_.reserve(gro_ ? rbatch_ * 64 : cfg.batch);
+  if (cfg.handler_start == handler_start::io_thread)
+    runner_.emplace(rt);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (cfg.receive_path == receive_path::gro && !gro_)
     fallback_reason_ = !sock_.gro_enabled()
@@ -709,8 +740,12 @@ void io_loop::admit(datagram& d) noexcept {
   deliver(d);
 }
 
+dispatch_status io_loop::dispatch(datagram& d) noexcept {
+  return runner_ ? runner_->dispatch(*type_, d) : rt_->dispatch(*type_, d);
+}
+
 void io_loop::deliver(datagram& d) noexcept {
-  auto status = rt_->dispatch(*type_, d);
+  auto status = dispatch(d);
   switch (status) {
     case dispatch_status::spawned:
       return;
@@ -735,7 +770,7 @@ void io_loop::deliver(datagram& d) noexcept {
 
 bool io_loop::retry_held() noexcept {
   while (held_head_ < held_.size()) {
-    auto status = rt_->dispatch(*type_, held_[held_head_]);
+    auto status = dispatch(held_[held_head_]);
     if (status == dispatch_status::overloaded
         || status == dispatch_status::no_arena)
       return false;

@@ -104,6 +104,21 @@ enum class receive_path : uint8_t {
 /// "recvmmsg", "gro" or "io_uring".
 const char* to_string(receive_path p) noexcept;
 
+/// Where a handler spawned for a datagram runs first.
+enum class handler_start : uint8_t {
+  /// On the IO thread that received the datagram, at once, until the
+  /// handler finishes or waits for a message (`inline_runner`); later
+  /// activations run on CAF's workers. No thread crossing for a handler
+  /// that answers at once; a handler that computes long delays its loop's
+  /// reading. Default.
+  io_thread,
+  /// On CAF's workers: the IO thread only enqueues the handler.
+  workers,
+};
+
+/// "io_thread" or "workers".
+const char* to_string(handler_start s) noexcept;
+
 /// Configuration of one endpoint; the "net" section of a configuration file
 /// holds the same fields (except `address`).
 struct endpoint_config {
@@ -127,6 +142,8 @@ struct endpoint_config {
   mayfly::receive_path receive_path = mayfly::receive_path::recvmmsg;
   /// Send runs of equal-size replies to one peer with UDP GSO.
   bool gso = false;
+  /// Where handlers run first (see `handler_start`).
+  mayfly::handler_start handler_start = mayfly::handler_start::io_thread;
 };
 
 /// Parses the "net" section of a configuration document on top of

@@ -18,6 +18,7 @@
 
 #include "actors/datagram.hpp"
 #include "actors/handler.hpp"
+#include "actors/inline_runner.hpp"
 #include "net/internal/uring_receiver.hpp"
 #include "net/socket.hpp"
 #include "net/udp_endpoint.hpp"
@@ -118,6 +119,11 @@ public:
     return gso_.load(std::memory_order_relaxed);
   }
 
+  /// The inline runner when handlers start on this loop's thread.
+  const inline_runner* runner() const noexcept {
+    return runner_ ? &*runner_ : nullptr;
+  }
+
 private:
   struct reply {
     udp_address to;
@@ -150,6 +156,7 @@ private:
   bool receive_uring() noexcept;
   void admit(datagram& d) noexcept;
   void deliver(datagram& d) noexcept;
+  dispatch_status dispatch(datagram& d) noexcept;
   size_t fill_send() noexcept;
   void disable_gso(int err) noexcept;
   bool retry_held() noexcept;
@@ -175,6 +182,7 @@ private:
   receive_path path_;          // final once start() returned
   std::atomic<bool> gso_{false};
   size_t gso_max_segment_ = 0; // largest GSO segment (one MTU's payload)
+  std::optional<inline_runner> runner_; // handler_start::io_thread
   std::unique_ptr<uring_receiver> uring_; // receive path: io_uring
   std::vector<uring_datagram> uevents_;
   std::string fallback_reason_;

@@ -102,8 +102,9 @@ inline json get_stats(const mayfly::udp_address& at) {
 /// Whether no handler, arena, slice or binary is outstanding: what must hold
 /// on a running service once the traffic stopped. The standard pool keeps
 /// what the endpoints hold for themselves: a batch of 32 slots per receive
-/// thread ready for `recvmmsg` and a partly filled send buffer per worker
-/// (docs/design/net.md). Those slots are counted in `binaries.live` too
+/// thread ready for `recvmmsg` and a partly filled send buffer per thread
+/// that replied with copied bytes: each worker and each receive thread
+/// (handlers start there: docs/design/net.md). Those slots are counted in `binaries.live` too
 /// (the census counts acquired slots, frozen or not), so the bound is on
 /// `in_use`; the jumbo pool must be at zero. `kept`: slices the service
 /// keeps on purpose, each over a detached (dedicated) binary of its own,
@@ -120,7 +121,7 @@ inline bool quiet(const json& s, int64_t kept = 0) {
     int64_t reserve = s.at("runtime").at("workers").get<int64_t>();
     for (auto& [name, n] : s.at("net").items())
       if (name.rfind("udp:", 0) == 0)
-        reserve += 32 * n.at("receive_threads").get<int64_t>();
+        reserve += 33 * n.at("receive_threads").get<int64_t>();
     const auto& pools = s.at("pools");
     if (pools.at("standard").at("in_use").get<int64_t>() > reserve)
       return false;

@@ -166,6 +166,15 @@ TEST(PathsConfig, ParsesReceivePathAndGso) {
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->receive_path, receive_path::recvmmsg);
   EXPECT_FALSE(defaults->gso);
+  EXPECT_EQ(defaults->handler_start, handler_start::io_thread);
+  auto workers = parse_endpoint_config(
+    nlohmann::json{{"net", {{"handler_start", "workers"}}}});
+  ASSERT_TRUE(workers);
+  EXPECT_EQ(workers->handler_start, handler_start::workers);
+  auto bad = parse_endpoint_config(
+    nlohmann::json{{"net", {{"handler_start", "inline"}}}});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().subject, "net.handler_start");
 }
 
 TEST(PathsConfig, RefusesUnknownPaths) {
@@ -524,6 +533,8 @@ void expect_every_datagram_accounted_for(std::unique_ptr<runtime>& rt,
   ec.address = *udp_address::parse("127.0.0.1:0");
   ec.receive_path = path;
   ec.receive_buffer = 16384; // a few dozen datagrams
+  // The stuck handler on a worker: the loop pauses at the in-flight bound.
+  ec.handler_start = handler_start::workers;
   endpoint = *udp_endpoint::open(*rt, h, ec);
   rt->start();
   auto stats = [&] { return rt->collect_stats()["net"][endpoint->name()]; };

@@ -1,0 +1,64 @@
+#include "actors/inline_runner.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/resumable.hpp>
+#include <caf/scheduler/abstract_coordinator.hpp>
+
+#include "actors/runtime.hpp"
+
+namespace mayfly {
+
+inline_runner::inline_runner(runtime& rt)
+  : caf::execution_unit(&rt.system()),
+    rt_(&rt),
+    max_throughput_(rt.config().max_throughput) {
+}
+
+inline_runner::~inline_runner() = default;
+
+void inline_runner::exec_later(caf::resumable* job) {
+  if (capturing_ && captured_ == nullptr) {
+    captured_ = job; // the handler being launched: runs in dispatch()
+    return;
+  }
+  // Anything else keeps CAF's usual path (the reference travels with the
+  // job, as in a worker's queue).
+  system().scheduler().enqueue(job);
+}
+
+dispatch_status inline_runner::dispatch(handler_type& type,
+                                        datagram& d) noexcept {
+  if (rt_->testing())
+    return rt_->dispatch(type, d);
+  capturing_ = true;
+  auto status = rt_->dispatch(type, d, this);
+  capturing_ = false;
+  auto* job = captured_;
+  captured_ = nullptr;
+  if (job == nullptr)
+    return status;
+  started_.store(started_.load(std::memory_order_relaxed) + 1,
+                 std::memory_order_relaxed);
+  // As a CAF worker does with a job it dequeued.
+  switch (job->resume(this, max_throughput_)) {
+    case caf::resumable::resume_later:
+      // Yielded (more messages than max_throughput): a worker goes on.
+      continued_.store(continued_.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+      system().scheduler().enqueue(job);
+      break;
+    case caf::resumable::awaiting_message:
+      // Waits for a message: whoever sends it schedules the actor again.
+      continued_.store(continued_.load(std::memory_order_relaxed) + 1,
+                       std::memory_order_relaxed);
+      intrusive_ptr_release(job);
+      break;
+    case caf::resumable::done:
+    case caf::resumable::shutdown_execution_unit:
+      intrusive_ptr_release(job);
+      break;
+  }
+  return status;
+}
+
+} // namespace mayfly
