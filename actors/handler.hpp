@@ -22,7 +22,8 @@
 /// `ctx.self()->quit()` (CAF ends an actor nobody references). However it terminates — returning,
 /// quitting, a request timing out, throwing, being killed — the arena is
 /// reset and returned and the datagram reference dropped exactly once, on
-/// the worker thread that ran it (CAF's `on_exit`).
+/// the thread that ran it last (CAF's `on_exit`): the IO thread for a
+/// handler that finished where it started (`inline_runner`), else a worker.
 ///
 /// **Failure.** An exception escaping the function or a response handler
 /// kills this actor alone: counted as `failed`, logged at most once per
