@@ -48,9 +48,9 @@
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/send.hpp>
 #include <caf/deserializer.hpp>
 #include <caf/error.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/fwd.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/serializer.hpp>
@@ -112,13 +112,21 @@ struct slice_batch {
 /// Lives in a handler; its batches live in the handler's arena. `flush()`
 /// (also run by the destructor) sends what is pending. Not thread-safe: one
 /// handler's tool.
+///
+/// Batches are sent without a sender (`caf::anon_send`): a receiver cannot
+/// reply to one, and a queued batch does not keep the handler alive. (With
+/// the sender attached, the handler's actor would be destroyed by whichever
+/// thread drops the last queued batch, typically the receiver's worker:
+/// its memory freed across threads, its exit bookkeeping run there.) Order
+/// between one handler and one destination is kept (CAF mailboxes are
+/// FIFO).
 class batcher {
 public:
-  /// `destinations` must outlive the batcher. One arena allocation per
-  /// destination used, made on first use.
-  batcher(caf::event_based_actor* self, arena& mem,
-          const std::vector<caf::actor>& destinations)
-    : self_(self), mem_(&mem), dests_(&destinations),
+  /// `mem`: the handler's arena (`ctx.arena()`). `destinations` must
+  /// outlive the batcher. One arena allocation per destination used, made
+  /// on first use.
+  batcher(arena& mem, const std::vector<caf::actor>& destinations)
+    : mem_(&mem), dests_(&destinations),
       batches_(mem.make_array<slice_batch*>(destinations.size())) {
     std::fill(batches_, batches_ + destinations.size(), nullptr);
   }
@@ -156,12 +164,11 @@ public:
 private:
   void send(size_t index) {
     auto* batch = batches_[index];
-    self_->send((*dests_)[index], std::move(*batch));
+    caf::anon_send((*dests_)[index], std::move(*batch));
     batch->size = 0; // moved-from slices are empty
     ++messages_;
   }
 
-  caf::event_based_actor* self_;
   arena* mem_;
   const std::vector<caf::actor>* dests_;
   slice_batch** batches_;

@@ -1,5 +1,6 @@
 #include "examples/common/service.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,7 +28,8 @@ void usage(const char* program, const char* about, uint16_t port,
     "  --port P             UDP port (default %u)\n"
     "  --stats A:P          serve statistics over HTTP on A:P, e.g. "
     "127.0.0.1:9100\n"
-    "  --workers N          CAF worker threads (default: one per core)\n"
+    "  --workers N          CAF worker threads (default: one per core not\n"
+    "                       taken by a receive thread, at least 1)\n"
     "  --receive-threads N  IO threads, one socket each (default 1)\n"
     "  --config FILE        JSON configuration (docs/guide.md)\n"
     "  --exit-after S       stop after S seconds (default: until SIGINT)\n"
@@ -56,8 +58,10 @@ const char* env(const char* name) {
 
 service_options parse_options(int argc, char** argv, const char* about,
                               uint16_t default_port,
-                              std::vector<extra_flag> extra) {
+                              std::vector<extra_flag> extra,
+                              mayfly::endpoint_config endpoint_defaults) {
   service_options opts;
+  opts.endpoint = endpoint_defaults;
   opts.program = argc > 0 ? argv[0] : "mayfly-example";
   if (auto pos = opts.program.rfind('/'); pos != std::string::npos)
     opts.program.erase(0, pos + 1);
@@ -116,7 +120,7 @@ service_options parse_options(int argc, char** argv, const char* about,
     if (!rt)
       fail(opts.program, "invalid configuration: " + rt.error().message());
     opts.runtime = *rt;
-    auto net = mayfly::parse_endpoint_config(*doc);
+    auto net = mayfly::parse_endpoint_config(*doc, endpoint_defaults);
     if (!net)
       fail(opts.program, "invalid configuration: " + net.error().message());
     opts.endpoint = *net;
@@ -131,6 +135,14 @@ service_options parse_options(int argc, char** argv, const char* about,
   if (!receive_threads.empty())
     opts.endpoint.receive_threads
       = to_uint(opts.program, "receive-threads", receive_threads, 64);
+  if (opts.runtime.workers == 0) {
+    // Handlers start on the receive threads (net.handler_start); CAF's
+    // workers run what they hand on. One thread per core in all.
+    auto cores = std::max(1u, std::thread::hardware_concurrency());
+    opts.runtime.workers = cores > opts.endpoint.receive_threads
+                             ? cores - opts.endpoint.receive_threads
+                             : 1;
+  }
   if (!exit_after.empty())
     opts.exit_after_s = to_uint(opts.program, "exit-after", exit_after,
                                  86400 * 365);

@@ -10,7 +10,8 @@
 //   --port P          UDP port (default: the example's)
 //   --stats A:P       serve statistics over HTTP on A:P (default: the
 //                     configuration's stats.address, else off)
-//   --workers N       CAF worker threads (default: one per core)
+//   --workers N       CAF worker threads (default: one per core not taken
+//                     by a receive thread, at least 1)
 //   --receive-threads N
 //   --config FILE     JSON configuration (see docs/guide.md)
 //   --exit-after S    stop after S seconds (default: run until SIGINT/TERM)
@@ -49,9 +50,12 @@ struct service_options {
 
 /// Parses flags, environment and the configuration file. Prints usage and
 /// exits 0 on --help; prints the problem and exits 2 on an error.
+/// `endpoint_defaults`: the example's own endpoint settings, under the
+/// configuration file, the environment and the flags.
 service_options parse_options(int argc, char** argv, const char* about,
                               uint16_t default_port,
-                              std::vector<extra_flag> extra = {});
+                              std::vector<extra_flag> extra = {},
+                              mayfly::endpoint_config endpoint_defaults = {});
 
 /// Builds the runtime, lets `setup` register the handler type (and any
 /// long-lived actors), opens the UDP endpoint and the stats endpoint, prints

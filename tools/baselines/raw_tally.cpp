@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       exit_after = std::atof(argv[i + 1]);
   }
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-  int size = 4 << 20;
+  int size = 32 << 20; // as mayfly-tally's default: same kernel buffering
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
