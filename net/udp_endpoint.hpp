@@ -11,11 +11,18 @@
 ///  kernel ------------------> pool slots ---+      +-----------------> kernel
 ///                             (binaries)    |      |
 ///                                           v      |
-///                         runtime::dispatch: one handler actor per datagram
+///                         one handler actor per datagram, run first on
+///                         this IO thread (handler_start::io_thread)
 ///                                           |      ^
-///                     CAF workers: handler -+      | reply queue (lock-free,
+///              handler (or a CAF worker) ---+      | reply queue (lock-free,
 ///                     ctx.reply(slice | bytes) ----+  bounded) + eventfd wake
 /// ```
+///
+/// **Where handlers run.** By default a handler's first activation runs on
+/// the IO thread that received its datagram, at once (`inline_runner`):
+/// what it does until it finishes or waits for a message; later
+/// activations run on CAF's workers. `handler_start::workers` hands every
+/// handler to the workers instead (see `handler_start`).
 ///
 /// **Receive.** `recvmmsg` reads up to `batch` datagrams straight into
 /// standard pool slots, one binary per datagram: no copy. A datagram larger
