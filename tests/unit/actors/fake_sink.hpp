@@ -1,7 +1,9 @@
 #pragma once
 
-// An in-memory datagram_sink for actor tests: records every reply.
+// In-memory datagram_sinks for actor tests: one records every reply, one
+// only counts them.
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -56,6 +58,20 @@ private:
   std::mutex mtx_;
   std::vector<sent> sent_;
   bool refuse_ = false;
+};
+
+/// Drops replies and counts them, without allocating (for allocation
+/// counts, where fake_sink's recording would allocate).
+struct counting_sink final : datagram_sink {
+  std::atomic<int64_t> replies{0};
+  bool send(const udp_address&, slice) noexcept override {
+    replies.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  bool send_copy(const udp_address&, std::string_view) noexcept override {
+    replies.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
 };
 
 } // namespace mayfly::test

@@ -36,19 +36,6 @@ datagram make_datagram(runtime& rt, datagram_sink& sink, std::string_view text) 
                   *udp_address::parse("127.0.0.1:5000"), &sink, 0};
 }
 
-// Drops replies without allocating (fake_sink records them).
-struct counting_sink final : datagram_sink {
-  std::atomic<int64_t> replies{0};
-  bool send(const udp_address&, slice) noexcept override {
-    replies.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
-  bool send_copy(const udp_address&, std::string_view) noexcept override {
-    replies.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
-};
-
 // Counts ints it receives, and whether any arrived on `caller`'s thread.
 // (The actors here take arguments: for a function actor without any,
 // CAF 0.17.6's init_fun_factory binds a reference to a null pointer, which
@@ -260,7 +247,7 @@ TEST_F(InlineRunner, AllocatesOnlyTheActorPerHandler) {
   });
   rt->start();
   inline_runner runner{*rt};
-  counting_sink replies;
+  test::counting_sink replies;
   for (int i = 0; i < 1000; ++i) { // warm-up
     auto d = make_datagram(*rt, replies, "abcdefgh");
     ASSERT_EQ(runner.dispatch(h, d), dispatch_status::spawned);

@@ -23,18 +23,7 @@ namespace {
 
 using namespace mayfly;
 
-// A sink that drops replies without allocating (fake_sink records them).
-struct counting_sink final : datagram_sink {
-  std::atomic<int64_t> replies{0};
-  bool send(const udp_address&, slice) noexcept override {
-    replies.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
-  bool send_copy(const udp_address&, std::string_view) noexcept override {
-    replies.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
-};
+using test::counting_sink;
 
 runtime_config real_config(uint32_t capacity) {
   runtime_config cfg;

@@ -60,6 +60,18 @@ protected:
     return rt->collect_stats()["net"][endpoint->name()];
   }
 
+  // One round trip per size 0 .. n-1, each checked byte for byte.
+  void echo_sizes_up_to(int n) {
+    test::udp_client client{endpoint->local_address()};
+    for (int i = 0; i < n; ++i) {
+      auto msg = pattern(static_cast<size_t>(i), static_cast<uint32_t>(i));
+      ASSERT_TRUE(client.send(msg));
+      auto reply = client.receive();
+      ASSERT_TRUE(reply) << i;
+      EXPECT_EQ(*reply, msg);
+    }
+  }
+
   std::unique_ptr<runtime> rt;
   udp_endpoint* endpoint = nullptr;
   handler_start start_on = handler_start::io_thread; // start()'s endpoint
@@ -68,14 +80,7 @@ protected:
 TEST_F(EndpointTest, HandlersStartOnTheIoThreadByDefault) {
   EXPECT_EQ(endpoint_config{}.handler_start, handler_start::io_thread);
   start(test::small_runtime_config());
-  test::udp_client client{endpoint->local_address()};
-  for (int i = 0; i < 200; ++i) {
-    auto msg = pattern(static_cast<size_t>(i), static_cast<uint32_t>(i));
-    ASSERT_TRUE(client.send(msg));
-    auto reply = client.receive();
-    ASSERT_TRUE(reply) << i;
-    EXPECT_EQ(*reply, msg);
-  }
+  echo_sizes_up_to(200);
   auto st = net_stats();
   EXPECT_EQ(st["handler_start"], "io_thread");
   EXPECT_EQ(st["handlers_started_inline"], 200);
@@ -85,14 +90,7 @@ TEST_F(EndpointTest, HandlersStartOnTheIoThreadByDefault) {
 TEST_F(EndpointTest, HandlersCanStartOnWorkers) {
   start_on = handler_start::workers;
   start(test::small_runtime_config());
-  test::udp_client client{endpoint->local_address()};
-  for (int i = 0; i < 200; ++i) {
-    auto msg = pattern(static_cast<size_t>(i), static_cast<uint32_t>(i));
-    ASSERT_TRUE(client.send(msg));
-    auto reply = client.receive();
-    ASSERT_TRUE(reply) << i;
-    EXPECT_EQ(*reply, msg);
-  }
+  echo_sizes_up_to(200);
   auto st = net_stats();
   EXPECT_EQ(st["handler_start"], "workers");
   EXPECT_EQ(st["handlers_started_inline"], 0);
