@@ -48,11 +48,11 @@
 
 #include <caf/actor.hpp>
 #include <caf/allowed_unsafe_message_type.hpp>
-#include <caf/send.hpp>
 #include <caf/deserializer.hpp>
 #include <caf/error.hpp>
 #include <caf/fwd.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/send.hpp>
 #include <caf/serializer.hpp>
 #include <nlohmann/json.hpp>
 

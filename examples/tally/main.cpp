@@ -523,9 +523,11 @@ caf::behavior connector(caf::stateful_actor<connector_state>* self,
 // Ingest is open loop: clients do not wait for an answer, so whenever the
 // receive thread is off the CPU (the aggregators, the client and the kernel
 // share the cores) datagrams pile up in the socket. 32 MiB of socket buffer
-// (the kernel counts ~2.3 KiB per small datagram: ~14,000 datagrams, ~80 ms
-// at 180,000/s) absorbs such stalls instead of dropping. net.receive_buffer
-// in the configuration overrides it.
+// (the kernel charges each datagram its buffer's true size, a few KiB for
+// a full one: over 10,000 datagrams, tens of milliseconds at 180,000/s)
+// absorbs such stalls instead of dropping (docs/benchmarks.md, "Tally:
+// anonymous batches..."). net.receive_buffer in the configuration
+// overrides it.
 mayfly::endpoint_config ingest_endpoint_defaults() {
   mayfly::endpoint_config cfg;
   cfg.receive_buffer = 32u << 20;
