@@ -30,6 +30,10 @@ int64_t now_ns() noexcept {
 
 constexpr size_t kMaxUdpPayload = 65535;
 
+// The loop whose IO thread this is (null on other threads): a handler that
+// runs inline and finds the reply queue full lets its own loop send.
+thread_local const void* t_io_loop = nullptr;
+
 } // namespace
 
 // -- configuration ----------------------------------------------------------------
@@ -423,8 +427,18 @@ bool io_loop::send(const udp_address& to, slice payload) noexcept {
   }
   reply r{to, std::move(payload)};
   if (!replies_.try_push(r)) {
-    workers_.add(reply_queue_full);
-    return false;
+    // On this loop's own thread (a handler running inline) nobody else
+    // would drain the queue until the handler returns: send what the
+    // socket takes now, then try again.
+    bool pushed = false;
+    if (t_io_loop == this) {
+      drain_replies();
+      pushed = replies_.try_push(r);
+    }
+    if (!pushed) {
+      workers_.add(reply_queue_full);
+      return false;
+    }
   }
   workers_.add(replies_queued);
   wake();
@@ -471,6 +485,7 @@ void io_loop::wake() noexcept {
 // -- IO thread ----------------------------------------------------------------------
 
 void io_loop::run() noexcept {
+  t_io_loop = this;
   while (running_.load(std::memory_order_acquire)) {
     bool worked = drain_replies();
     bool short_wait = event_fd_ < 0; // no eventfd: look again every 1 ms

@@ -43,7 +43,8 @@
 /// eventfd wakes a sleeping loop) and replies that arrive together leave
 /// together. EAGAIN waits for POLLOUT; other send errors drop that datagram
 /// (counted) and go on. A full reply queue drops the reply (counted); a
-/// worker never blocks.
+/// worker never blocks. (A handler running inline on the IO thread first
+/// lets its loop send what the socket takes, then queues the reply.)
 ///
 /// **Optional paths** (`endpoint_config::receive_path`, `gso`), each
 /// detected when the endpoint opens, with a log line naming the path in use

@@ -97,6 +97,41 @@ TEST_F(EndpointTest, HandlersCanStartOnWorkers) {
   EXPECT_EQ(st["datagrams_in"], 200);
 }
 
+TEST_F(EndpointTest, AnInlineHandlerThatFillsTheReplyQueueLosesNothing) {
+  // 16 queue entries, 300 replies from one handler running on the IO
+  // thread: nobody else drains the queue while it runs, so the loop sends
+  // what the socket takes whenever the queue is full.
+  auto made = runtime::make(test::small_runtime_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  constexpr int kReplies = 300;
+  auto& h = rt->add_handler("chatty", [](handler_context& ctx,
+                                         const datagram& d) {
+    for (int i = 0; i < kReplies; ++i)
+      ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  ec.reply_queue = 16;
+  ec.send_buffer = 1 << 20; // room for every reply at once
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  rt->start();
+  test::udp_client client{endpoint->local_address()};
+  ASSERT_TRUE(client.send("many"));
+  int received = 0;
+  while (received < kReplies) {
+    auto reply = client.receive();
+    if (!reply)
+      break;
+    EXPECT_EQ(*reply, "many");
+    ++received;
+  }
+  EXPECT_EQ(received, kReplies);
+  auto st = net_stats();
+  EXPECT_EQ(st["reply_queue_full"], 0);
+  EXPECT_EQ(st["replies_queued"], kReplies);
+}
+
 TEST_F(EndpointTest, EchoesEverySizeClassByteForByte) {
   start(test::small_runtime_config());
   test::udp_client client{endpoint->local_address()};
