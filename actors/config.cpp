@@ -22,30 +22,18 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
   if (!top.ok())
     return top.error();
   config_reader rt{rt_json, "runtime"};
-  std::string overload = to_string(cfg.overload);
-  std::string idle = to_string(cfg.idle);
   rt.only({"workers", "max_throughput", "max_in_flight", "overload",
            "shutdown_deadline_ms", "worker_idle"})
     .read("workers", cfg.workers, 0, 1024)
     .read("max_throughput", cfg.max_throughput, 1)
     .read("max_in_flight", cfg.max_in_flight, 1, 1u << 24)
-    .read("overload", overload)
+    .choose("overload", cfg.overload,
+            {{"pause", overload_policy::pause}, {"drop", overload_policy::drop}},
+            "expected \"pause\" or \"drop\"")
     .read("shutdown_deadline_ms", cfg.shutdown_deadline_ms, 0, 3600000)
-    .read("worker_idle", idle);
-  if (rt.ok()) {
-    if (overload == "pause")
-      cfg.overload = overload_policy::pause;
-    else if (overload == "drop")
-      cfg.overload = overload_policy::drop;
-    else
-      rt.fail("overload", "expected \"pause\" or \"drop\"");
-    if (idle == "poll")
-      cfg.idle = worker_idle::poll;
-    else if (idle == "block")
-      cfg.idle = worker_idle::block;
-    else
-      rt.fail("worker_idle", "expected \"poll\" or \"block\"");
-  }
+    .choose("worker_idle", cfg.idle,
+            {{"poll", worker_idle::poll}, {"block", worker_idle::block}},
+            "expected \"poll\" or \"block\"");
   if (!rt.ok())
     return rt.error();
   auto mem = parse_memory_config(mem_json, cfg.memory, "memory");

@@ -61,8 +61,6 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
   if (!top.ok())
     return top.error();
   config_reader r{net, "net"};
-  std::string path = to_string(cfg.receive_path);
-  std::string start = to_string(cfg.handler_start);
   r.only({"receive_threads", "batch", "receive_buffer", "send_buffer",
           "reply_queue", "busy_poll_us", "receive_path", "gso",
           "handler_start"})
@@ -72,29 +70,18 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
     .read("send_buffer", cfg.send_buffer, 0, 1u << 30)
     .read("reply_queue", cfg.reply_queue, 16, 1u << 22)
     .read("busy_poll_us", cfg.busy_poll_us, 0, 1000000)
-    .read("receive_path", path)
+    .choose("receive_path", cfg.receive_path,
+            {{"recvmmsg", receive_path::recvmmsg},
+             {"gro", receive_path::gro},
+             {"io_uring", receive_path::io_uring}},
+            "expected \"recvmmsg\", \"gro\" or \"io_uring\"")
     .read("gso", cfg.gso)
-    .read("handler_start", start);
+    .choose("handler_start", cfg.handler_start,
+            {{"io_thread", handler_start::io_thread},
+             {"workers", handler_start::workers}},
+            "expected \"io_thread\" or \"workers\"");
   if (!r.ok())
     return r.error();
-  if (start == "io_thread") {
-    cfg.handler_start = handler_start::io_thread;
-  } else if (start == "workers") {
-    cfg.handler_start = handler_start::workers;
-  } else {
-    r.fail("handler_start", "expected \"io_thread\" or \"workers\"");
-    return r.error();
-  }
-  if (path == "recvmmsg") {
-    cfg.receive_path = receive_path::recvmmsg;
-  } else if (path == "gro") {
-    cfg.receive_path = receive_path::gro;
-  } else if (path == "io_uring") {
-    cfg.receive_path = receive_path::io_uring;
-  } else {
-    r.fail("receive_path", "expected \"recvmmsg\", \"gro\" or \"io_uring\"");
-    return r.error();
-  }
   return cfg;
 }
 

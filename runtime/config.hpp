@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -52,6 +53,27 @@ public:
   config_reader& read(const char* field, bool& out);
   config_reader& read(const char* field, std::string& out);
   config_reader& read(const char* field, double& out, double min, double max);
+
+  /// A string naming one of `choices`: `out` takes its value; leaves `out`
+  /// alone when absent; any other string fails with `expected` (a static
+  /// string such as `expected "a" or "b"`).
+  template <class T>
+  config_reader&
+  choose(const char* field, T& out,
+         std::initializer_list<std::pair<const char*, T>> choices,
+         const char* expected) {
+    std::string name;
+    if (!obj_->contains(field) || !read(field, name).ok())
+      return *this;
+    for (const auto& [choice, value] : choices) {
+      if (name == choice) {
+        out = value;
+        return *this;
+      }
+    }
+    fail(field, expected);
+    return *this;
+  }
 
   /// A sub-object (an empty object when absent); errors if not an object.
   const nlohmann::json& object(const char* field);
