@@ -8,6 +8,16 @@
 
 namespace mayfly {
 
+namespace {
+
+// Single writer (the owning thread); readers are statistics.
+void count(std::atomic<int64_t>& counter) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + 1,
+                std::memory_order_relaxed);
+}
+
+} // namespace
+
 inline_runner::inline_runner(runtime& rt)
   : caf::execution_unit(&rt.system()),
     rt_(&rt),
@@ -37,27 +47,21 @@ dispatch_status inline_runner::dispatch(handler_type& type,
   captured_ = nullptr;
   if (job == nullptr)
     return status;
-  started_.store(started_.load(std::memory_order_relaxed) + 1,
-                 std::memory_order_relaxed);
+  count(started_);
   // As a CAF worker does with a job it dequeued.
-  switch (job->resume(this, max_throughput_)) {
-    case caf::resumable::resume_later:
-      // Yielded (more messages than max_throughput): a worker goes on.
-      continued_.store(continued_.load(std::memory_order_relaxed) + 1,
-                       std::memory_order_relaxed);
-      system().scheduler().enqueue(job);
-      break;
-    case caf::resumable::awaiting_message:
-      // Waits for a message: whoever sends it schedules the actor again.
-      continued_.store(continued_.load(std::memory_order_relaxed) + 1,
-                       std::memory_order_relaxed);
-      intrusive_ptr_release(job);
-      break;
-    case caf::resumable::done:
-    case caf::resumable::shutdown_execution_unit:
-      intrusive_ptr_release(job);
-      break;
+  auto result = job->resume(this, max_throughput_);
+  if (result == caf::resumable::resume_later) {
+    // Yielded (more messages than max_throughput): a worker goes on, and
+    // the job's reference travels with it.
+    count(continued_);
+    system().scheduler().enqueue(job);
+    return status;
   }
+  // Done, or waiting for a message (whoever sends it schedules the actor
+  // again): this reference is no longer needed.
+  if (result == caf::resumable::awaiting_message)
+    count(continued_);
+  intrusive_ptr_release(job);
   return status;
 }
 

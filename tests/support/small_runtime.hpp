@@ -3,10 +3,13 @@
 // A real runtime sized for loopback tests (2 workers, small pools, no
 // prefaulting), one on CAF's test coordinator for deterministic actor
 // tests, and the end-of-test check every such test makes: stop, then every
-// pool, arena, binary and handler back at zero. Shared by the actors, net and
+// pool, arena, binary and handler back at zero; and a bounded wait for
+// what the workers do on their own time. Shared by the actors, net and
 // dns test suites. Header-only.
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -39,6 +42,15 @@ inline runtime_config testing_runtime_config() {
   cfg.memory.arenas.block_size = 4096;
   cfg.memory.arenas.prefault = false;
   return cfg;
+}
+
+/// Whether `done()` holds within 5 s (polled every millisecond): for what
+/// a real runtime's workers do on their own time.
+template <class Predicate>
+bool eventually(Predicate done) {
+  for (int i = 0; i < 5000 && !done(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return done();
 }
 
 /// Stops `rt` (if any), expects all balances at zero, destroys it, and

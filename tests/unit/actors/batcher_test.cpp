@@ -56,12 +56,7 @@ caf::behavior collector(caf::event_based_actor* self,
   }};
 }
 
-template <class Predicate>
-bool eventually(Predicate done) {
-  for (int i = 0; i < 5000 && !done(); ++i)
-    std::this_thread::sleep_for(1ms);
-  return done();
-}
+using test::eventually;
 
 class Batcher : public ::testing::Test {
 protected:

@@ -26,7 +26,6 @@
 namespace {
 
 using namespace mayfly;
-using namespace std::chrono_literals;
 
 datagram make_datagram(runtime& rt, datagram_sink& sink, std::string_view text) {
   auto buf = rt.buffers().standard().try_acquire();
@@ -70,12 +69,7 @@ caf::behavior held_doubler(caf::event_based_actor* self,
   };
 }
 
-template <class Predicate>
-bool eventually(Predicate done) {
-  for (int i = 0; i < 5000 && !done(); ++i)
-    std::this_thread::sleep_for(1ms);
-  return done();
-}
+using test::eventually;
 
 class InlineRunner : public ::testing::Test {
 protected:
