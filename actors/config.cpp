@@ -1,4 +1,4 @@
-#include "actors/config.hpp"
+#include <mayfly/actors/config.hpp>
 
 #include <fstream>
 #include <thread>

@@ -31,8 +31,8 @@
 #include <caf/fwd.hpp>
 #include <nlohmann/json.hpp>
 
-#include "runtime/config.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/runtime/config.hpp>
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

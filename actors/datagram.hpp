@@ -16,8 +16,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "runtime/address.hpp"
-#include "runtime/slice.hpp"
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/slice.hpp>
 
 namespace mayfly {
 

@@ -1,4 +1,4 @@
-#include "actors/errors.hpp"
+#include <mayfly/actors/errors.hpp>
 
 #include <caf/message.hpp>
 

@@ -3,7 +3,7 @@
 /// @file
 /// `mayfly::errc` as a CAF error category.
 ///
-/// After `#include "actors/errors.hpp"`, `caf::error e = errc::overloaded`
+/// After `#include <mayfly/actors/errors.hpp>`, `caf::error e = errc::overloaded`
 /// works, errors compare equal to their enum value, and a runtime's actor
 /// system renders them as "mayfly: overloaded (context)" (the runtime
 /// registers the category with `add_error_category`).
@@ -12,8 +12,8 @@
 #include <caf/make_message.hpp>
 #include <caf/message.hpp>
 
-#include "runtime/errc.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/runtime/errc.hpp>
+#include <mayfly/runtime/result.hpp>
 
 CAF_ERROR_CODE_ENUM(mayfly::errc, "mayfly")
 

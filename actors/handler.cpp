@@ -1,10 +1,10 @@
-#include "actors/handler.hpp"
+#include <mayfly/actors/handler.hpp>
 
 #include <algorithm>
 
-#include "actors/internal/handler_actor.hpp"
-#include "actors/ingress.hpp"
-#include "actors/runtime.hpp"
+#include <mayfly/actors/internal/handler_actor.hpp>
+#include <mayfly/actors/ingress.hpp>
+#include <mayfly/actors/runtime.hpp>
 
 namespace mayfly {
 

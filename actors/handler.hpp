@@ -50,10 +50,10 @@
 #include <caf/event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/datagram.hpp"
-#include "runtime/arena.hpp"
-#include "runtime/counters.hpp"
-#include "runtime/log.hpp"
+#include <mayfly/actors/datagram.hpp>
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/log.hpp>
 
 namespace mayfly {
 

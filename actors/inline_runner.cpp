@@ -1,10 +1,10 @@
-#include "actors/inline_runner.hpp"
+#include <mayfly/actors/inline_runner.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 
 namespace mayfly {
 

@@ -35,7 +35,7 @@
 
 #include <caf/execution_unit.hpp>
 
-#include "actors/datagram.hpp"
+#include <mayfly/actors/datagram.hpp>
 
 namespace caf {
 class resumable;

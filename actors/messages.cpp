@@ -1,4 +1,4 @@
-#include "actors/messages.hpp"
+#include <mayfly/actors/messages.hpp>
 
 #include <atomic>
 
@@ -7,8 +7,8 @@
 #include <caf/execution_unit.hpp>
 #include <caf/runtime_settings_map.hpp>
 
-#include "actors/errors.hpp"
-#include "runtime/buffer_pool.hpp"
+#include <mayfly/actors/errors.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
 
 namespace mayfly {
 

@@ -56,10 +56,10 @@
 #include <caf/serializer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/datagram.hpp"
-#include "runtime/arena.hpp"
-#include "runtime/fwd.hpp"
-#include "runtime/slice.hpp"
+#include <mayfly/actors/datagram.hpp>
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/fwd.hpp>
+#include <mayfly/runtime/slice.hpp>
 
 namespace mayfly {
 

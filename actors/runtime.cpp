@@ -1,4 +1,4 @@
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 
 #include <signal.h>
 
@@ -9,12 +9,12 @@
 
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
-#include <mimalloc.h>
+#include <dlfcn.h>
 
-#include "actors/internal/handler_actor.hpp"
-#include "actors/messages.hpp"
-#include "actors/scheduler.hpp"
-#include "runtime/heap.hpp"
+#include <mayfly/actors/internal/handler_actor.hpp>
+#include <mayfly/actors/messages.hpp>
+#include <mayfly/actors/scheduler.hpp>
+#include <mayfly/runtime/heap.hpp>
 
 namespace mayfly {
 
@@ -26,14 +26,21 @@ int64_t now_ns() noexcept {
     .count();
 }
 
-// Whether malloc is served by mimalloc in this process (link order or
-// LD_PRELOAD): shown in the stats, see README "Allocator note".
+// Whether malloc is served by mimalloc in this process (the service linked
+// mayfly::mimalloc, or LD_PRELOAD): shown in the stats, see README
+// "Allocator". Looked up at run time so that mayfly itself never links
+// mimalloc (linking Debian's libmimalloc.so replaces the process's malloc).
 bool malloc_is_mimalloc() {
+  using probe_fn = bool (*)(const void*);
+  auto probe = reinterpret_cast<probe_fn>(
+    dlsym(RTLD_DEFAULT, "mi_is_in_heap_region"));
+  if (probe == nullptr)
+    return false;
   void* p = std::malloc(16);
   if (p == nullptr)
     return false;
   std::memset(p, 0, 16); // (gcc otherwise warns the block is read unset)
-  bool yes = mi_is_in_heap_region(p);
+  bool yes = probe(p);
   std::free(p);
   return yes;
 }

@@ -59,14 +59,14 @@
 #include <caf/actor_system_config.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/config.hpp"
-#include "actors/datagram.hpp"
-#include "actors/errors.hpp"
-#include "actors/handler.hpp"
-#include "actors/ingress.hpp"
-#include "runtime/arena.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/stats_registry.hpp"
+#include <mayfly/actors/config.hpp>
+#include <mayfly/actors/datagram.hpp>
+#include <mayfly/actors/errors.hpp>
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/ingress.hpp>
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/stats_registry.hpp>
 
 namespace mayfly {
 

@@ -1,4 +1,4 @@
-#include "actors/scheduler.hpp"
+#include <mayfly/actors/scheduler.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>

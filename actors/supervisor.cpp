@@ -1,4 +1,4 @@
-#include "actors/supervisor.hpp"
+#include <mayfly/actors/supervisor.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -6,8 +6,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/runtime.hpp"
-#include "runtime/assert.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/runtime/assert.hpp>
 
 namespace mayfly {
 

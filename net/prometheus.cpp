@@ -1,4 +1,4 @@
-#include "net/prometheus.hpp"
+#include <mayfly/net/prometheus.hpp>
 
 #include <charconv>
 #include <cmath>

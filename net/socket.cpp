@@ -1,4 +1,4 @@
-#include "net/socket.hpp"
+#include <mayfly/net/socket.hpp>
 
 #include <fcntl.h>
 #include <linux/sock_diag.h>

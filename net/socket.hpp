@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <utility>
 
-#include "runtime/address.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

@@ -1,4 +1,4 @@
-#include "net/stats_endpoint.hpp"
+#include <mayfly/net/stats_endpoint.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -30,10 +30,10 @@
 // this file must see exactly them. No public mayfly header includes it.
 #include <httplib.h>
 
-#include "actors/runtime.hpp"
-#include "net/prometheus.hpp"
-#include "net/stats_page.hpp"
-#include "runtime/config.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/prometheus.hpp>
+#include <mayfly/net/stats_page.hpp>
+#include <mayfly/runtime/config.hpp>
 
 // How this file uses cpp-httplib. Its `Server` parses requests, routes them
 // and writes responses; mayfly replaces two pieces of it, both through

@@ -59,9 +59,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/ingress.hpp"
-#include "runtime/address.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/actors/ingress.hpp>
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

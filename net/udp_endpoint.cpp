@@ -1,4 +1,4 @@
-#include "net/udp_endpoint.hpp"
+#include <mayfly/net/udp_endpoint.hpp>
 
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -14,9 +14,9 @@
 #include <cstring>
 #include <thread>
 
-#include "actors/runtime.hpp"
-#include "net/internal/io_loop.hpp"
-#include "runtime/config.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/internal/io_loop.hpp>
+#include <mayfly/runtime/config.hpp>
 
 namespace mayfly {
 

@@ -84,10 +84,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/handler.hpp"
-#include "actors/ingress.hpp"
-#include "runtime/address.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/ingress.hpp>
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

@@ -1,4 +1,4 @@
-#include "net/internal/uring_receiver.hpp"
+#include <mayfly/net/internal/uring_receiver.hpp>
 
 #include <algorithm>
 #include <cerrno>

@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "runtime/result.hpp"
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

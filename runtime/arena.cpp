@@ -1,6 +1,6 @@
-#include "runtime/arena.hpp"
+#include <mayfly/runtime/arena.hpp>
 
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 
 namespace mayfly {
 

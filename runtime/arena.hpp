@@ -57,9 +57,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/counters.hpp"
-#include "runtime/result.hpp"
-#include "runtime/slot_pool.hpp"
+#include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/result.hpp>
+#include <mayfly/runtime/slot_pool.hpp>
 
 namespace mayfly {
 

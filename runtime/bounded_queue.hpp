@@ -21,7 +21,7 @@
 #include <optional>
 #include <type_traits>
 
-#include "runtime/assert.hpp"
+#include <mayfly/runtime/assert.hpp>
 
 namespace mayfly {
 

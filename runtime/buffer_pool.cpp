@@ -1,11 +1,11 @@
-#include "runtime/buffer_pool.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <new>
 
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 
 namespace mayfly {
 

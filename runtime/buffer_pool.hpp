@@ -28,9 +28,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/result.hpp"
-#include "runtime/slice.hpp"
-#include "runtime/slot_pool.hpp"
+#include <mayfly/runtime/result.hpp>
+#include <mayfly/runtime/slice.hpp>
+#include <mayfly/runtime/slot_pool.hpp>
 
 namespace mayfly {
 

@@ -1,4 +1,4 @@
-#include "runtime/config.hpp"
+#include <mayfly/runtime/config.hpp>
 
 #include <algorithm>
 

@@ -26,9 +26,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/arena.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

@@ -1,4 +1,4 @@
-#include "runtime/counters.hpp"
+#include <mayfly/runtime/counters.hpp>
 
 #include <algorithm>
 #include <cmath>

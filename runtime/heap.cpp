@@ -1,8 +1,8 @@
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 
-#include <mimalloc.h>
+#include <cstdlib>
 
-#include "runtime/counters.hpp"
+#include <mayfly/runtime/counters.hpp>
 
 namespace mayfly {
 
@@ -28,7 +28,11 @@ int64_t heap_blocks_live() noexcept {
 namespace detail {
 
 void* heap_alloc(size_t n, size_t align) noexcept {
-  void* ptr = mi_malloc_aligned(n, align);
+  // aligned_alloc wants a size that is a multiple of the alignment.
+  if (align < alignof(std::max_align_t))
+    align = alignof(std::max_align_t);
+  size_t rounded = (n + align - 1) & ~(align - 1);
+  void* ptr = std::aligned_alloc(align, rounded == 0 ? align : rounded);
   if (ptr != nullptr)
     heap_counters().add(allocs);
   return ptr;
@@ -38,7 +42,7 @@ void heap_free(void* ptr) noexcept {
   if (ptr == nullptr)
     return;
   heap_counters().add(frees);
-  mi_free(ptr);
+  std::free(ptr);
 }
 
 } // namespace detail

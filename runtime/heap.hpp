@@ -4,12 +4,14 @@
 /// mayfly's own calls to the general-purpose allocator.
 ///
 /// Everything mayfly allocates outside its pools goes through these two
-/// functions (mimalloc underneath) and is counted, so tests can assert that
+/// functions (`std::aligned_alloc` underneath: whatever serves `malloc` in
+/// the process, mimalloc when the service links `mayfly::mimalloc`) and is
+/// counted, so tests can assert that
 /// the datagram path makes no such call in steady state and the stats
 /// endpoint can show how often cold paths (dedicated buffers, detached
 /// slices, arena overflow beyond the block pool) ran.
 ///
-/// Thread-safety: any thread. Cost: one mimalloc call plus a relaxed add on
+/// Thread-safety: any thread. Cost: one `aligned_alloc` plus a relaxed add on
 /// the calling thread's counter shard.
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "runtime/log.hpp"
+#include <mayfly/runtime/log.hpp>
 
 #include <chrono>
 #include <cstdio>

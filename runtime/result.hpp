@@ -16,8 +16,8 @@
 #include <utility>
 #include <variant>
 
-#include "runtime/assert.hpp"
-#include "runtime/errc.hpp"
+#include <mayfly/runtime/assert.hpp>
+#include <mayfly/runtime/errc.hpp>
 
 namespace mayfly {
 

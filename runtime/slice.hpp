@@ -56,8 +56,8 @@
 #include <string_view>
 #include <utility>
 
-#include "runtime/assert.hpp"
-#include "runtime/counters.hpp"
+#include <mayfly/runtime/assert.hpp>
+#include <mayfly/runtime/counters.hpp>
 
 namespace mayfly {
 

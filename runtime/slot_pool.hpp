@@ -46,8 +46,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/counters.hpp"
-#include "runtime/result.hpp"
+#include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
 

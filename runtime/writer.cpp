@@ -1,4 +1,4 @@
-#include "runtime/writer.hpp"
+#include <mayfly/runtime/writer.hpp>
 
 #include <cstring>
 

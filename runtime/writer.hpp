@@ -34,9 +34,9 @@
 #include <memory>
 #include <string_view>
 
-#include "runtime/address.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/slice.hpp"
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/slice.hpp>
 
 namespace mayfly {
 

@@ -11,7 +11,7 @@
 
 #include <caf/event_based_actor.hpp>
 
-#include "actors/handler.hpp"
+#include <mayfly/actors/handler.hpp>
 
 namespace mayfly::detail {
 

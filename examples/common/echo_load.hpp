@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/address.hpp"
+#include <mayfly/runtime/address.hpp>
 
 namespace example {
 

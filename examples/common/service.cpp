@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "net/stats_endpoint.hpp"
+#include <mayfly/net/stats_endpoint.hpp>
 
 namespace example {
 

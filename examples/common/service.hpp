@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "actors/config.hpp"
-#include "actors/runtime.hpp"
-#include "net/stats_endpoint.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/actors/config.hpp>
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/stats_endpoint.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace example {
 

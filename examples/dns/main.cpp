@@ -25,7 +25,7 @@
 #include "examples/common/service.hpp"
 #include "examples/dns/service.hpp"
 #include "examples/dns/zone.hpp"
-#include "runtime/stats_registry.hpp"
+#include <mayfly/runtime/stats_registry.hpp>
 
 int main(int argc, char** argv) {
   std::string zone_file;

@@ -26,7 +26,7 @@
 
 #include "examples/dns/wire.hpp"
 #include "examples/dns/zone.hpp"
-#include "runtime/arena.hpp"
+#include <mayfly/runtime/arena.hpp>
 
 namespace dns {
 

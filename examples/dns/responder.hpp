@@ -39,7 +39,7 @@
 
 #include "examples/dns/message.hpp"
 #include "examples/dns/zone.hpp"
-#include "runtime/arena.hpp"
+#include <mayfly/runtime/arena.hpp>
 
 namespace dns {
 

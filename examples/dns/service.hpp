@@ -23,10 +23,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/handler.hpp"
+#include <mayfly/actors/handler.hpp>
 #include "examples/dns/responder.hpp"
 #include "examples/dns/zone.hpp"
-#include "runtime/counters.hpp"
+#include <mayfly/runtime/counters.hpp>
 
 namespace dns {
 

@@ -15,8 +15,8 @@
 #include <cstdio>
 #include <string>
 
-#include "actors/handler.hpp"
-#include "actors/runtime.hpp"
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/runtime.hpp>
 #include "examples/common/echo_load.hpp"
 #include "examples/common/service.hpp"
 

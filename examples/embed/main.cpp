@@ -35,12 +35,12 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/config.hpp"
-#include "actors/handler.hpp"
-#include "actors/messages.hpp"
-#include "actors/runtime.hpp"
-#include "actors/scheduler.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/actors/config.hpp>
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/messages.hpp>
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/actors/scheduler.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace {
 

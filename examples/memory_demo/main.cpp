@@ -12,11 +12,11 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/arena.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/config.hpp"
-#include "runtime/stats_registry.hpp"
-#include "runtime/writer.hpp"
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/config.hpp>
+#include <mayfly/runtime/stats_registry.hpp>
+#include <mayfly/runtime/writer.hpp>
 
 namespace {
 

@@ -40,13 +40,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/handler.hpp"
-#include "actors/messages.hpp"
-#include "actors/runtime.hpp"
-#include "actors/supervisor.hpp"
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/messages.hpp>
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/actors/supervisor.hpp>
 #include "examples/common/service.hpp"
 #include "examples/tally/tally_protocol.hpp"
-#include "runtime/counters.hpp"
+#include <mayfly/runtime/counters.hpp>
 
 namespace {
 

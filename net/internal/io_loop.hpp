@@ -16,15 +16,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/datagram.hpp"
-#include "actors/handler.hpp"
-#include "actors/inline_runner.hpp"
-#include "net/internal/uring_receiver.hpp"
-#include "net/socket.hpp"
-#include "net/udp_endpoint.hpp"
-#include "runtime/bounded_queue.hpp"
-#include "runtime/counters.hpp"
-#include "runtime/writer.hpp"
+#include <mayfly/actors/datagram.hpp>
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/inline_runner.hpp>
+#include <mayfly/net/internal/uring_receiver.hpp>
+#include <mayfly/net/socket.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
+#include <mayfly/runtime/bounded_queue.hpp>
+#include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/writer.hpp>
 
 namespace mayfly {
 class runtime;

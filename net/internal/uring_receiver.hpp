@@ -32,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#include "runtime/address.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/slice.hpp"
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/slice.hpp>
 
 namespace mayfly::detail {
 

@@ -58,7 +58,7 @@
 /// per K, because with manual time Google Benchmark would otherwise run until
 /// the *reset* time reaches its minimum (minutes of allocations for K = 4096).
 
-#include "runtime/arena.hpp"
+#include <mayfly/runtime/arena.hpp>
 
 #include <x86intrin.h>
 

@@ -33,8 +33,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/handler.hpp"
-#include "actors/runtime.hpp"
+#include <mayfly/actors/handler.hpp>
+#include <mayfly/actors/runtime.hpp>
 
 namespace {
 

@@ -34,7 +34,7 @@
 /// Pools are sized so they never run dry (checked: exhaustion aborts the
 /// benchmark) and every benchmark drops its slices before its pool.
 
-#include "runtime/buffer_pool.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
 
 #include <array>
 #include <atomic>
@@ -47,7 +47,7 @@
 #include <benchmark/benchmark.h>
 #include <mimalloc.h>
 
-#include "runtime/writer.hpp"
+#include <mayfly/runtime/writer.hpp>
 #include "tests/bench/bench_support.hpp"
 
 extern "C" void* __libc_malloc(size_t n);

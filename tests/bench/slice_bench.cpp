@@ -33,7 +33,7 @@
 /// `BM_CrossThread_RawPointer` pushes plain pointers (no reference count):
 /// the cost of the ring and of the hand-over itself, the floor of the others.
 
-#include "runtime/slice.hpp"
+#include <mayfly/runtime/slice.hpp>
 
 #include <array>
 #include <atomic>
@@ -46,7 +46,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "runtime/buffer_pool.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
 #include "tests/bench/bench_support.hpp"
 
 namespace {

@@ -12,11 +12,11 @@
 #include <cstring>
 #include <thread>
 
-#include "runtime/arena.hpp"
-#include "runtime/bounded_queue.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/heap.hpp"
-#include "runtime/writer.hpp"
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/bounded_queue.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/heap.hpp>
+#include <mayfly/runtime/writer.hpp>
 
 namespace {
 

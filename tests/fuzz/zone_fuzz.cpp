@@ -19,7 +19,7 @@
 #include "examples/dns/message.hpp"
 #include "examples/dns/responder.hpp"
 #include "examples/dns/zone.hpp"
-#include "runtime/arena.hpp"
+#include <mayfly/runtime/arena.hpp>
 
 namespace {
 

@@ -1,7 +1,7 @@
 // Links against the installed mayfly and uses its public headers.
 #include <cstdio>
 
-#include <runtime/buffer_pool.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
 
 int main() {
   auto pools = mayfly::buffer_pools::make({});

@@ -20,9 +20,9 @@
 #include <string>
 #include <thread>
 
-#include "actors/runtime.hpp"
-#include "net/stats_endpoint.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/stats_endpoint.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace {
 

@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 
 namespace mayfly::test {
 

@@ -37,8 +37,8 @@
 #include <thread>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace {
 

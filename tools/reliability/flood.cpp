@@ -34,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/address.hpp"
+#include <mayfly/runtime/address.hpp>
 
 namespace {
 

@@ -12,12 +12,12 @@
 #include <memory>
 #include <string>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "examples/dns/message.hpp"
 #include "examples/dns/service.hpp"
 #include "examples/dns/zone.hpp"
-#include "net/stats_endpoint.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/net/stats_endpoint.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "wire_support.hpp"
 

@@ -3,7 +3,7 @@
 // attached (a queued batch does not keep its handler alive), and the keys
 // arrive as zero-copy slices of the datagram.
 
-#include "actors/messages.hpp"
+#include <mayfly/actors/messages.hpp>
 
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@
 
 #include <caf/all.hpp>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "fake_sink.hpp"
 #include "tests/support/small_runtime.hpp"
 

@@ -9,8 +9,8 @@
 
 #include <caf/actor_system_config.hpp>
 
-#include "actors/config.hpp"
-#include "actors/runtime.hpp"
+#include <mayfly/actors/config.hpp>
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "actors/datagram.hpp"
+#include <mayfly/actors/datagram.hpp>
 
 namespace mayfly::test {
 

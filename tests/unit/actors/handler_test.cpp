@@ -2,7 +2,7 @@
 // arena is returned and the datagram dropped exactly once on every way a
 // handler can end, and slices outlive their handler.
 
-#include "actors/handler.hpp"
+#include <mayfly/actors/handler.hpp>
 
 #include <gtest/gtest.h>
 
@@ -12,8 +12,8 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "actors/messages.hpp"
-#include "actors/runtime.hpp"
+#include <mayfly/actors/messages.hpp>
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "fake_sink.hpp"
 

@@ -4,7 +4,7 @@
 // throwing handler fails alone; refusals start nothing; the test coordinator
 // keeps control of its actors; and balances return to zero.
 
-#include "actors/inline_runner.hpp"
+#include <mayfly/actors/inline_runner.hpp>
 
 #include <gtest/gtest.h>
 
@@ -17,9 +17,9 @@
 
 #include <caf/all.hpp>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "fake_sink.hpp"
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 #include "tests/support/alloc_counter.hpp"
 #include "tests/support/small_runtime.hpp"
 

@@ -4,7 +4,7 @@
 // pools, the pools balance back to zero, and hostile input is rejected with
 // a mayfly error, counted, and leaks nothing. Local sends stay zero-copy.
 
-#include "actors/messages.hpp"
+#include <mayfly/actors/messages.hpp>
 
 #include <gtest/gtest.h>
 
@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/errors.hpp"
-#include "actors/runtime.hpp"
+#include <mayfly/actors/errors.hpp>
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 
 namespace {

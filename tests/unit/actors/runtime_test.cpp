@@ -4,7 +4,7 @@
 // the whole path costs no more than CAF's own floor for the spawn pattern
 // (3 allocations: actor storage, scheduler queue node, exit timer message).
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "fake_sink.hpp"
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 #include "tests/support/alloc_counter.hpp"
 
 namespace {

@@ -9,7 +9,7 @@
 #include <atomic>
 #include <chrono>
 
-#include "actors/scheduler.hpp"
+#include <mayfly/actors/scheduler.hpp>
 #include "tests/support/alloc_counter.hpp"
 
 namespace {

@@ -4,7 +4,7 @@
 // restart intensity the supervisor gives up loudly; shutdown takes the
 // children along and leaves nothing behind.
 
-#include "actors/supervisor.hpp"
+#include <mayfly/actors/supervisor.hpp>
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 
 namespace {

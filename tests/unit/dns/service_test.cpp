@@ -11,10 +11,10 @@
 #include <memory>
 #include <string>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "dns_test_util.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/net/udp_endpoint.hpp>
 #include "tests/unit/net/udp_client.hpp"
 
 namespace {

@@ -2,7 +2,7 @@
 // gauges, info metrics, escaping, clashes; and every output checked by a
 // small parser of the text format 0.0.4 (also used by stats_endpoint_test).
 
-#include "net/prometheus.hpp"
+#include <mayfly/net/prometheus.hpp>
 
 #include <gtest/gtest.h>
 
@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace mayfly::test {
 

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "net/stats_endpoint.hpp"
+#include <mayfly/net/stats_endpoint.hpp>
 
 namespace {
 

@@ -8,7 +8,7 @@
 // Requests are written by hand over TCP (raw sockets with timeouts): every
 // wait is bounded and nothing asserts on time.
 
-#include "net/stats_endpoint.hpp"
+#include <mayfly/net/stats_endpoint.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,10 +24,10 @@
 #include <string>
 #include <thread>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "net/stats_page.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/net/stats_page.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 #include "udp_client.hpp"
 
 namespace mayfly::test {

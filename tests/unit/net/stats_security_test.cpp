@@ -9,7 +9,7 @@
 // Requests are written by hand over TCP with timeouts: every wait is
 // bounded and nothing asserts on time.
 
-#include "net/stats_endpoint.hpp"
+#include <mayfly/net/stats_endpoint.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/runtime.hpp"
-#include "net/udp_endpoint.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "udp_client.hpp"
 

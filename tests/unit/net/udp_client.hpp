@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "runtime/address.hpp"
+#include <mayfly/runtime/address.hpp>
 
 namespace mayfly::test {
 

@@ -2,7 +2,7 @@
 // class, IPv4 and IPv6, oversize datagrams counted, pool exhaustion and
 // recovery, overload policies, and balances back to zero after stop.
 
-#include "net/udp_endpoint.hpp"
+#include <mayfly/net/udp_endpoint.hpp>
 
 #include <gtest/gtest.h>
 
@@ -10,9 +10,9 @@
 #include <random>
 #include <string>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 #include "tests/support/alloc_counter.hpp"
 #include "udp_client.hpp"
 

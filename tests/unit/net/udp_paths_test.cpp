@@ -3,7 +3,7 @@
 // (really used, counted), their fallbacks, and configuration. Every test ends
 // with the pools and slices balanced back to zero (the fixture's TearDown).
 
-#include "net/udp_endpoint.hpp"
+#include <mayfly/net/udp_endpoint.hpp>
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -23,7 +23,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/runtime.hpp"
+#include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "udp_client.hpp"
 

@@ -1,4 +1,4 @@
-#include "runtime/address.hpp"
+#include <mayfly/runtime/address.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

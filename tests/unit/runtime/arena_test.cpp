@@ -1,4 +1,4 @@
-#include "runtime/arena.hpp"
+#include <mayfly/runtime/arena.hpp>
 
 #include <cstdint>
 #include <cstring>
@@ -12,7 +12,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 #include "tests/unit/runtime/test_util.hpp"
 
 using mayfly::arena;

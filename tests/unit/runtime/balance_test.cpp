@@ -7,9 +7,9 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/buffer_pool.hpp"
-#include "runtime/heap.hpp"
-#include "runtime/slice.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/heap.hpp>
+#include <mayfly/runtime/slice.hpp>
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "runtime/bounded_queue.hpp"
+#include <mayfly/runtime/bounded_queue.hpp>
 
 #include <atomic>
 #include <cstdint>

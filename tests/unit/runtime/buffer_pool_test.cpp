@@ -1,4 +1,4 @@
-#include "runtime/buffer_pool.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
 
 #include <cstdint>
 #include <chrono>

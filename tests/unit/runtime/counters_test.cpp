@@ -1,4 +1,4 @@
-#include "runtime/counters.hpp"
+#include <mayfly/runtime/counters.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/heap.hpp>
 
 using mayfly::log2_histogram;
 using mayfly::sharded_counters;

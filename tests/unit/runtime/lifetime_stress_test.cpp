@@ -17,9 +17,9 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/arena.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/writer.hpp"
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/writer.hpp>
 #include "tests/unit/runtime/test_util.hpp"
 
 using mayfly::arena;

@@ -1,4 +1,4 @@
-#include "runtime/log.hpp"
+#include <mayfly/runtime/log.hpp>
 
 #include <atomic>
 #include <string>

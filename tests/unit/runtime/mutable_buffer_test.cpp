@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/buffer_pool.hpp"
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/heap.hpp>
 #include "tests/unit/runtime/test_util.hpp"
 
 using mayfly::dedicated_binaries;

@@ -1,4 +1,4 @@
-#include "runtime/result.hpp"
+#include <mayfly/runtime/result.hpp>
 
 #include <set>
 #include <string>
@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/errc.hpp"
+#include <mayfly/runtime/errc.hpp>
 
 using mayfly::errc;
 using mayfly::error_info;

@@ -1,4 +1,4 @@
-#include "runtime/slice.hpp"
+#include <mayfly/runtime/slice.hpp>
 
 #include <functional>
 #include <string>
@@ -10,8 +10,8 @@
 
 #include <gtest/gtest.h>
 
-#include "runtime/buffer_pool.hpp"
-#include "runtime/heap.hpp"
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/heap.hpp>
 #include "tests/unit/runtime/test_util.hpp"
 
 using mayfly::dedicated_binaries;

@@ -1,4 +1,4 @@
-#include "runtime/slot_pool.hpp"
+#include <mayfly/runtime/slot_pool.hpp>
 
 #include <cstdint>
 #include <cstring>

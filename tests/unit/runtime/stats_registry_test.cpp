@@ -1,4 +1,4 @@
-#include "runtime/stats_registry.hpp"
+#include <mayfly/runtime/stats_registry.hpp>
 
 #include <atomic>
 #include <thread>

@@ -16,11 +16,11 @@
 #include <thread>
 #include <utility>
 
-#include "runtime/address.hpp"
-#include "runtime/arena.hpp"
-#include "runtime/buffer_pool.hpp"
-#include "runtime/slice.hpp"
-#include "runtime/slot_pool.hpp"
+#include <mayfly/runtime/address.hpp>
+#include <mayfly/runtime/arena.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
+#include <mayfly/runtime/slice.hpp>
+#include <mayfly/runtime/slot_pool.hpp>
 
 namespace mayfly {
 
