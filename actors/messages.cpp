@@ -8,6 +8,7 @@
 #include <caf/runtime_settings_map.hpp>
 
 #include <mayfly/actors/errors.hpp>
+#include <mayfly/actors/fanout.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 
 namespace mayfly {
@@ -112,6 +113,7 @@ caf::error write_bytes(caf::serializer& sink, const slice& x) {
 void add_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<slice>("mayfly.slice");
   cfg.add_message_type<slice_batch>("mayfly.slice_batch");
+  cfg.add_message_type<key_batch>("mayfly.key_batch");
 }
 
 nlohmann::json remote_message_stats() {
@@ -279,6 +281,113 @@ caf::error load_remote(caf::deserializer& source, slice_batch& x) {
   count(slices_in, n);
   count(bytes_in, static_cast<int64_t>(total));
   return caf::none;
+}
+
+// -- key_batch: the wire format of slice_batch ---------------------------------
+
+caf::error save_remote(caf::serializer& sink, const key_batch& x) {
+  MAYFLY_ASSERT(x.size <= key_batch::kCapacity);
+  size_t total = 0;
+  for (auto& item : x.view())
+    total += item.length;
+  uint32_t n = x.size;
+  if (auto err = sink(n))
+    return err;
+  if (auto err = sink.begin_sequence(total))
+    return err;
+  for (auto& item : x.view()) {
+    auto key = x.key(item);
+    if (!key.empty())
+      if (auto err = sink.apply_raw(key.size(), const_cast<char*>(key.data())))
+        return err;
+  }
+  if (auto err = sink.end_sequence())
+    return err;
+  for (auto& item : x.view()) {
+    auto len = item.length;
+    auto value = item.value;
+    if (auto err = sink(len, value))
+      return err;
+  }
+  count(batches_out);
+  count(slices_out, n);
+  count(bytes_out, static_cast<int64_t>(total));
+  return caf::none;
+}
+
+caf::error load_remote(caf::deserializer& source, key_batch& x) {
+  static constexpr const char* type = "mayfly.key_batch";
+  x.source.reset();
+  x.size = 0;
+  uint32_t n = 0;
+  size_t total = 0;
+  if (auto err = source(n))
+    return reject_truncated(type, err);
+  if (n > key_batch::kCapacity)
+    return reject(errc::malformed, std::string{type} + ": "
+                                     + std::to_string(n) + " items (capacity "
+                                     + std::to_string(key_batch::kCapacity)
+                                     + ")");
+  if (auto err = source.begin_sequence(total))
+    return reject_truncated(type, err);
+  if (total > size_t{n} * kMaxRemoteSliceBytes)
+    return reject(errc::too_large, std::string{type} + ": "
+                                     + std::to_string(total)
+                                     + " key bytes for " + std::to_string(n)
+                                     + " items");
+  slice all;
+  if (auto err = read_binary(source, total, type, all))
+    return err;
+  if (auto err = source.end_sequence())
+    return reject_truncated(type, err);
+  x.source = std::move(all);
+  size_t offset = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t len = 0;
+    int64_t value = 0;
+    if (auto err = source(len, value)) {
+      x.source.reset();
+      x.size = 0;
+      return reject_truncated(type, err);
+    }
+    if (len > total - offset) {
+      x.source.reset();
+      x.size = 0;
+      return reject(errc::malformed,
+                    std::string{type} + ": key lengths exceed the "
+                      + std::to_string(total) + " key bytes sent");
+    }
+    auto* base = reinterpret_cast<const char*>(x.source.data());
+    std::string_view key{base + offset, len};
+    // The hash is recomputed here, never taken from the network.
+    x.items[i] = {static_cast<uint32_t>(offset), len, key_hash(key), value};
+    x.size = i + 1;
+    offset += len;
+  }
+  if (offset != total) {
+    x.source.reset();
+    x.size = 0;
+    return reject(errc::malformed, std::string{type} + ": "
+                                     + std::to_string(total - offset)
+                                     + " key bytes belong to no item");
+  }
+  count(batches_in);
+  count(slices_in, n);
+  count(bytes_in, static_cast<int64_t>(total));
+  return caf::none;
+}
+
+std::string to_text(const key_batch& x) {
+  std::string text = "[";
+  for (auto& item : x.view()) {
+    if (text.size() > 1)
+      text += ", ";
+    text += x.key(item);
+    text += '=';
+    text += std::to_string(item.value);
+  }
+  text += ']';
+  return text;
 }
 
 // -- text -------------------------------------------------------------------------
