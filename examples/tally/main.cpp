@@ -4,14 +4,20 @@
 // What it shows:
 // - Fan-out: a handler actor per datagram parses every line into its arena
 //   and forwards (NAME, VALUE) to one of S long-lived aggregator actors
-//   chosen by a hash of NAME. NAME travels as a zero-copy slice of the
-//   received datagram; a `mayfly::batcher` groups the items of a datagram
-//   per aggregator into one message each.
-// - Pinning: an aggregator that stored those slices as keys would keep every
-//   datagram that introduced a name alive forever (Erlang's classic binary
-//   leak). It stores `key.detach()` instead: a copy of just the name. Run
-//   with --pin to see the difference in /stats: pools.standard.binaries.live
-//   and pinned_bytes grow with every new name.
+//   chosen by a hash of NAME. NAME travels zero-copy, as a byte range of
+//   the received datagram: a `mayfly::fanout` groups the items of a
+//   datagram per aggregator into one `key_batch` each, which holds one
+//   reference to the datagram for all its names and carries each name's
+//   hash, so the aggregator's flat `key_table` does not hash again.
+// - Pinning: an aggregator that stored slices of the datagram as keys would
+//   keep every datagram that introduced a name alive forever (Erlang's
+//   classic binary leak). Its `key_table` copies the name instead. Run with
+//   --pin to see the difference in /stats: pools.standard.binaries.live and
+//   pinned_bytes grow with every new name.
+// - Bounded state: an aggregator holds at most --max-keys names (default
+//   250,000 each); a line with a new name beyond that is refused and counted
+//   (`lines_refused.key_limit` in /stats "tally"), the rest of its datagram
+//   is still processed.
 // - Ordering: a query is answered only after every ingest datagram received
 //   before it has been aggregated (a barrier actor waits until no ingest
 //   handler is in flight, then the query asks the aggregators: their
@@ -34,12 +40,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include <mayfly/actors/fanout.hpp>
 #include <mayfly/actors/handler.hpp>
 #include <mayfly/actors/messages.hpp>
 #include <mayfly/actors/runtime.hpp>
@@ -86,6 +94,8 @@ struct shared_state {
   // Local aggregators (standalone and aggregator node).
   std::shared_ptr<mayfly::supervised_group> group;
   std::unique_ptr<std::atomic<int64_t>[]> applied; // lines, per slot
+  std::unique_ptr<std::atomic<int64_t>[]> refused; // key limit, per slot
+  size_t max_keys = 0; // per aggregator
   size_t slots = 0;
   std::atomic<int64_t> lost_with_state{0}; // lines of aggregators that died
   std::atomic<bool> gave_up{false};
@@ -111,9 +121,11 @@ struct shared_state {
   }
 
   nlohmann::json stats() const {
-    int64_t applied_now = 0;
-    for (size_t i = 0; i < slots; ++i)
+    int64_t applied_now = 0, refused_now = 0;
+    for (size_t i = 0; i < slots; ++i) {
       applied_now += applied[i].load(std::memory_order_relaxed);
+      refused_now += refused[i].load(std::memory_order_relaxed);
+    }
     nlohmann::json doc = {
       {"errors", counters.sum(errors)},
       {"lines_forwarded", counters.sum(forwarded)},
@@ -133,6 +145,8 @@ struct shared_state {
       };
     } else {
       doc["lines_applied"] = applied_now;
+      doc["lines_refused"] = {{"key_limit", refused_now}};
+      doc["max_keys_per_aggregator"] = max_keys;
       doc["lines_lost_with_state"] = lost_with_state.load();
       doc["aggregators"] = group->stats();
     }
@@ -142,63 +156,54 @@ struct shared_state {
 
 // -- aggregator ---------------------------------------------------------------------
 
-// Hash and equality that look up detached keys by string_view (C++20
-// heterogeneous lookup): the hot path never builds a key to search.
-struct key_hash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-  size_t operator()(const mayfly::slice& s) const noexcept {
-    return (*this)(s.view());
-  }
-};
-
-struct key_equal {
-  using is_transparent = void;
-  template <class A, class B>
-  bool operator()(const A& a, const B& b) const noexcept {
-    return view(a) == view(b);
-  }
-  static std::string_view view(std::string_view s) {
-    return s;
-  }
-  static std::string_view view(const mayfly::slice& s) {
-    return s.view();
-  }
-};
-
 // --8<-- [start:aggregator]
 struct aggregator_state {
-  std::unordered_map<mayfly::slice, int64_t, key_hash, key_equal> totals;
+  mayfly::key_table totals;
   int64_t sum = 0;
+  std::vector<mayfly::slice> pinned; // --pin only: the leak, on purpose
+};
+
+// Where an aggregator counts: lines applied (all lines of its batches)
+// and lines refused because their name was new and the table full.
+struct aggregator_counters {
+  std::atomic<int64_t>* applied;
+  std::atomic<int64_t>* refused;
 };
 
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
-                         bool pin, uint32_t holder, std::atomic<int64_t>* applied) {
+                         bool pin, uint32_t holder, size_t max_keys,
+                         aggregator_counters counters) {
+  self->state.totals = mayfly::key_table{max_keys};
   return {
-    [=](const mayfly::slice_batch& batch) {
+    [=](const mayfly::key_batch& batch) {
       auto& st = self->state;
-      applied->fetch_add(batch.size, std::memory_order_relaxed);
+      int64_t refused = 0;
+      uint64_t sum = static_cast<uint64_t>(st.sum);
       for (auto& item : batch.view()) {
-        auto i = st.totals.find(item.key.view());
-        if (i != st.totals.end()) {
-          i->second += item.value; // wraps like the protocol allows
-        } else {
-          // Detach: store a copy of the name, not a view that would pin
-          // the whole datagram for the life of the aggregator.
-          if (pin)
-            item.key.mark_holder(holder); // the pinning report names us
-          st.totals.emplace(pin ? item.key : item.key.detach(), item.value);
+        // The hash came with the item: one probe, no rehash.
+        auto done = st.totals.add(batch.key(item), item.hash, item.value);
+        if (done == mayfly::key_table::outcome::refused) {
+          ++refused;
+          continue;
         }
-        st.sum = static_cast<int64_t>(static_cast<uint64_t>(st.sum)
-                                      + static_cast<uint64_t>(item.value));
+        sum += static_cast<uint64_t>(item.value); // wraps like the protocol
+        if (pin && done == mayfly::key_table::outcome::inserted) {
+          // --pin: also keep the name as a slice of the datagram, which
+          // keeps the whole datagram alive (the pinning report names us).
+          batch.source.mark_holder(holder);
+          st.pinned.push_back(
+            batch.source.sub(item.offset, item.offset + item.length));
+        }
       }
+      st.sum = static_cast<int64_t>(sum);
+      counters.applied->fetch_add(batch.size - refused,
+                                  std::memory_order_relaxed);
+      if (refused > 0)
+        counters.refused->fetch_add(refused, std::memory_order_relaxed);
     },
     [=](total_atom, const std::string& name) -> int64_t {
-      auto& totals = self->state.totals;
-      auto i = totals.find(std::string_view{name});
-      return i == totals.end() ? 0 : i->second;
+      auto* total = self->state.totals.find(name);
+      return total == nullptr ? 0 : *total;
     },
     [=](summary_atom) {
       return caf::make_message(static_cast<int64_t>(self->state.totals.size()),
@@ -248,7 +253,7 @@ caf::behavior barrier(caf::stateful_actor<barrier_state>* self,
 // -- handler ------------------------------------------------------------------------
 
 size_t pick(std::string_view name, size_t n) {
-  return std::hash<std::string_view>{}(name) % n;
+  return mayfly::pick_destination(mayfly::key_hash(name), n);
 }
 
 // Marks a query finished however its handler ends (made in the arena: its
@@ -269,7 +274,7 @@ int64_t forward_lines(mayfly::handler_context& ctx, const mayfly::datagram& d,
                       shared_state& shared,
                       const std::vector<caf::actor>& aggregators) {
   // --8<-- [start:ingest]
-  mayfly::batcher out{ctx.arena(), aggregators};
+  mayfly::fanout out{ctx.arena(), aggregators, d.payload};
   int64_t errors = 0, lines = 0;
   tally::for_each_line(d.payload.view(), [&](std::string_view text) {
     tally::line l;
@@ -280,9 +285,9 @@ int64_t forward_lines(mayfly::handler_context& ctx, const mayfly::datagram& d,
     ++lines;
     if (aggregators.empty())
       return; // counted as unrouted below
-    // NAME as a slice of the datagram: zero-copy, keeps it alive.
-    out.add(pick(l.name, aggregators.size()), d.payload.slice_ref(l.name),
-            l.value);
+    // NAME as a range of the datagram: zero-copy; the batch holds one
+    // reference to the datagram for all its names.
+    out.add(l.name, l.value);
   });
   out.flush();
   // --8<-- [end:ingest]
@@ -307,6 +312,15 @@ void ingest(mayfly::handler_context& ctx, const mayfly::datagram& d,
   auto route = shared.route.load(std::memory_order_acquire);
   if (auto n = forward_lines(ctx, d, shared, route->members); n > 0)
     route->forwarded->fetch_add(n, std::memory_order_relaxed);
+}
+
+// Answers a query with a copy of its own (a dedicated binary freed once
+// sent), not through the endpoint's packed send buffer: a packed buffer
+// stays held, partly filled, by the thread that replied, so an idle server
+// that answered a query would hold a standard slot and a binary that only
+// ages (issue 18, item 7). Queries are rare: one allocation each is cheap.
+void reply_detached(mayfly::handler_context& ctx, const char* text, size_t n) {
+  ctx.reply(mayfly::slice::copy_of(text, n));
 }
 
 void query(mayfly::handler_context& ctx, tally::query_kind kind,
@@ -338,7 +352,7 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
                                    static_cast<int>(stored.size()),
                                    stored.data(),
                                    static_cast<long long>(total));
-            ctx.reply(std::string_view{buf, static_cast<size_t>(n)});
+            reply_detached(ctx, buf, static_cast<size_t>(n));
           }, failed);
         return;
       }
@@ -363,7 +377,7 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
               static_cast<long long>(static_cast<int64_t>(totals->sum)),
               static_cast<long long>(
                 shared->counters.sum(shared_state::errors)));
-            ctx.reply(std::string_view{buf, static_cast<size_t>(n)});
+            reply_detached(ctx, buf, static_cast<size_t>(n));
           }, failed);
     }, failed);
 }
@@ -528,6 +542,12 @@ caf::behavior connector(caf::stateful_actor<connector_state>* self,
 // absorbs such stalls instead of dropping (docs/benchmarks.md, "Tally:
 // anonymous batches..."). net.receive_buffer in the configuration
 // overrides it.
+// Names per aggregator by default: ~20 MB of table and names each at the
+// bound (docs/guide.md, "Bounded state"), so that a sender of ever-new
+// names cannot grow the process without limit.
+constexpr size_t kDefaultMaxKeys = 250'000;
+constexpr size_t kMaxMaxKeys = size_t{1} << 31;
+
 mayfly::endpoint_config ingest_endpoint_defaults() {
   mayfly::endpoint_config cfg;
   cfg.receive_buffer = 32u << 20;
@@ -537,7 +557,7 @@ mayfly::endpoint_config ingest_endpoint_defaults() {
 } // namespace
 
 int main(int argc, char** argv) {
-  std::string aggregators, pin, publish;
+  std::string aggregators, pin, publish, max_keys;
   auto opts = example::parse_options(
     argc, argv,
     "mayfly-tally: statsd-like counters; '?NAME' and '?*' query them.", 9001,
@@ -548,10 +568,26 @@ int main(int argc, char** argv) {
      {"publish", "PORT: be an aggregator node, publish the aggregators on TCP "
                  "PORT (0: any) for ingest nodes",
       &publish},
-     {"pin", "1: store received slices as keys (shows pinning)", &pin}},
+     {"pin", "1: store received slices as keys (shows pinning)", &pin},
+     {"max-keys", "N: names one aggregator holds at most (default 250000); "
+                  "a line with a new name beyond that is refused, counted",
+      &max_keys}},
     ingest_endpoint_defaults());
   auto shared = std::make_shared<shared_state>();
   shared->pin = pin == "1";
+  shared->max_keys = kDefaultMaxKeys;
+  if (!max_keys.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    auto n = std::strtoull(max_keys.c_str(), &end, 10);
+    if (errno != 0 || *end != '\0' || max_keys.front() == '-' || n == 0
+        || n > kMaxMaxKeys) {
+      std::fprintf(stderr, "%s: --max-keys: expected 1..%zu, got '%s'\n",
+                   opts.program.c_str(), kMaxMaxKeys, max_keys.c_str());
+      return 2;
+    }
+    shared->max_keys = static_cast<size_t>(n);
+  }
   std::string remote_host;
   uint16_t remote_port = 0;
   auto colon = aggregators.rfind(':');
@@ -591,6 +627,7 @@ int main(int argc, char** argv) {
       auto holder = rt.holder_tag("tally aggregator");
       shared->slots = n;
       shared->applied = std::make_unique<std::atomic<int64_t>[]>(n);
+      shared->refused = std::make_unique<std::atomic<int64_t>[]>(n);
       shared->group = std::make_shared<mayfly::supervised_group>();
       // --8<-- [start:supervisor]
       mayfly::supervisor_options sup;
@@ -598,8 +635,9 @@ int main(int argc, char** argv) {
       sup.children = n;
       sup.policy = {5, 10000}; // at most 5 restarts in 10 s
       sup.make_child = [shared, holder](caf::actor_system& sys, size_t slot) {
-        return sys.spawn(aggregator, shared->pin, holder,
-                         &shared->applied[slot]);
+        return sys.spawn(aggregator, shared->pin, holder, shared->max_keys,
+                         aggregator_counters{&shared->applied[slot],
+                                             &shared->refused[slot]});
       };
       // The restarted aggregator starts empty: what the dead one had
       // counted is lost, and counted as such.

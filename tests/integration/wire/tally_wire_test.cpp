@@ -10,8 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <cinttypes>
+#include <cstdio>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "wire_support.hpp"
 
@@ -27,7 +29,7 @@ protected:
       MAYFLY_TALLY_BIN,
       std::vector<std::string>{"--port", "0", "--stats", "127.0.0.1:0",
                                "--config", config_, "--aggregators", "2",
-                               "--pin", pin()});
+                               "--pin", pin(), "--max-keys", max_keys()});
     ASSERT_TRUE(proc_->started())
       << "stdout: " << proc_->stdout_text()
       << "\nstderr: " << proc_->stderr_text();
@@ -39,14 +41,19 @@ protected:
     return "0";
   }
 
+  // Names one aggregator may hold.
+  virtual const char* max_keys() const {
+    return "250000";
+  }
+
   void TearDown() override {
     client_.reset();
     if (proc_ && proc_->started()) {
       if (std::string{pin()} == "0") {
-        // The aggregators keep one detached name per key, nothing else.
-        auto keys = static_cast<int64_t>(totals_.size());
-        auto s = wait_quiet(proc_->stats(), keys);
-        EXPECT_TRUE(quiet(s, keys)) << s.dump();
+        // The aggregators copy names into their own tables: no slice, no
+        // binary, no dedicated copy is left once the traffic stopped.
+        auto s = wait_quiet(proc_->stats());
+        EXPECT_TRUE(quiet(s)) << s.dump();
       }
       EXPECT_EQ(proc_->terminate(), 0) << proc_->stderr_text();
       EXPECT_NE(proc_->stderr_text().find("balance after stop: all zero"),
@@ -243,6 +250,82 @@ TEST_F(TallyPinWire, DetectorNamesThePinningAggregator) {
             20 * pool["slot_size"].get<int64_t>())
     << s.dump();
   // TearDown: SIGTERM, exit 0, "balance after stop: all zero".
+}
+
+// Issue 18, item 7: an idle tally that ingested and answered queries holds
+// only the receive slots its endpoint keeps ready: no frozen binary (no
+// partly filled send buffer, no name kept as a slice of a datagram), so
+// binaries.oldest_age_ms stays at zero instead of growing while idle.
+TEST_F(TallyWire, IdleServerHoldsNoBinaryAndNothingAges) {
+  for (int i = 0; i < 50; ++i) {
+    std::string d;
+    std::map<std::string, int64_t> good;
+    for (int j = 0; j < 30; ++j) {
+      auto name = "idle." + std::to_string((i * 7 + j) % 200);
+      d += name + ":1|c\n";
+      good[name] += 1;
+    }
+    ingest(d, 0, good);
+  }
+  check_totals(); // queries answered (replies sent) from several threads
+  auto s = wait_quiet(proc_->stats());
+  ASSERT_TRUE(quiet(s)) << s.dump();
+  std::this_thread::sleep_for(300ms);
+  s = get_stats(proc_->stats());
+  ASSERT_FALSE(s.is_discarded());
+  auto& pool = s["pools"]["standard"];
+  EXPECT_EQ(pool["binaries"]["live"], 0) << s.dump();
+  EXPECT_EQ(pool["binaries"]["oldest_age_ms"].get<double>(), 0.0) << s.dump();
+  // What is in use is only the receive batches being filled.
+  EXPECT_EQ(pool["in_use"], pool["binaries"]["writable"]) << s.dump();
+  EXPECT_EQ(s["binaries"]["oldest_age_ms"].get<double>(), 0.0) << s.dump();
+}
+
+// Issue 18, item 2: ever-new names must not grow an aggregator without
+// bound. With --max-keys 10 and 2 aggregators at most 20 names are held;
+// every line with a name beyond that is refused and counted under
+// lines_refused.key_limit; names already held keep counting exactly.
+class TallyBoundWire : public TallyWire {
+protected:
+  const char* max_keys() const override {
+    return "10";
+  }
+};
+
+TEST_F(TallyBoundWire, NewNamesBeyondTheBoundAreRefusedAndCounted) {
+  // Fill: 200 distinct names, one line each.
+  for (int i = 0; i < 20; ++i) {
+    std::string d;
+    for (int j = 0; j < 10; ++j)
+      d += "new." + std::to_string(i * 10 + j) + ":1|c\n";
+    ASSERT_TRUE(client_->send(d));
+  }
+  auto summary = ask("?*");
+  long long keys = -1, sum = -1, errors = -1;
+  ASSERT_EQ(std::sscanf(summary.c_str(), "keys:%lld sum:%lld errors:%lld",
+                        &keys, &sum, &errors),
+            3)
+    << summary;
+  EXPECT_GE(keys, 10); // each aggregator holds up to 10 names
+  EXPECT_LE(keys, 20);
+  EXPECT_EQ(sum, keys); // each held name counted its one line
+  EXPECT_EQ(errors, 0);
+  auto s = get_stats(proc_->stats());
+  ASSERT_FALSE(s.is_discarded());
+  EXPECT_EQ(s["tally"]["lines_refused"]["key_limit"], 200 - keys) << s.dump();
+  EXPECT_EQ(s["tally"]["max_keys_per_aggregator"], 10) << s.dump();
+  EXPECT_EQ(s["tally"]["lines_applied"], keys) << s.dump();
+  // A held name still counts exactly.
+  std::string held;
+  for (int i = 0; i < 200 && held.empty(); ++i) {
+    auto name = "new." + std::to_string(i);
+    auto r = ask("?" + name);
+    if (r != name + ":0\n")
+      held = name;
+  }
+  ASSERT_FALSE(held.empty());
+  ASSERT_TRUE(client_->send(held + ":41|c\n"));
+  EXPECT_EQ(ask("?" + held), held + ":42\n");
 }
 
 } // namespace
