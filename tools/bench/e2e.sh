@@ -53,7 +53,8 @@ only=${E2E_ONLY:-echo,tally,dns} # which parts to run
   done
 done
 
-# -- tally: highest rate with exact totals, raw inline loop vs mayfly. Start
+# -- tally: highest rate with exact totals (kept: docs/benchmarks.md's
+# earlier figures use it), raw inline loop vs mayfly. Start
 # flat out; while totals differ (kernel drops), retry at 85% of the rate
 # that was achieved (the found rate is within 15% of the highest exact one).
 tally_max() { # server-binary port -> prints lines/s at the best exact rate
@@ -78,6 +79,9 @@ raw=(); mf=()
 done
 [[ $only == *tally* ]] && r_med=$(printf '%s\n' "${raw[@]}" | median) && m_med=$(printf '%s\n' "${mf[@]}" | median) &&
 echo "tally exact MEDIAN: raw $r_med lines/s, mayfly $m_med lines/s, ratio $(python3 -c "print(round($m_med/max($r_med,1),3))")"
+# -- tally under flood and at a fixed rate (issue 14's methods), the bare
+# loop in the same run: tools/bench/tally_flood.py (bounded, loopback).
+[[ $only == *tally* ]] && BENCH_SECONDS=$secs "$(dirname "$0")/tally_flood.py" "$build" "$reps"
 # -- dns: mayfly-dns vs NSD serving the same zone, dnsperf as the client
 if [[ $only == *dns* ]] && command -v nsd >/dev/null && command -v dnsperf >/dev/null && [[ -x $ex/mayfly-dns ]]; then
   here=$(cd "$(dirname "$0")" && pwd)

@@ -5,11 +5,14 @@
 // it. Loopback targets only; bounded in time.
 //
 //   mayfly-flood echo|tally|dns --target A:P --rate R --seconds S
-//                [--size B] [--names K]
+//                [--size B] [--names K] [--lines L] [--name-bytes N]
 //
 // - echo: requests of B bytes (default 64), an 8-byte counter first.
-// - tally: ingest datagrams of 40 lines "flood.N:1|c" over K names
-//   (default 1000), about 600 bytes.
+// - tally: ingest datagrams of L lines (default 40) "NAME:1|c" cycling
+//   over K names (default 1000; every name occurs in each cycle), NAME
+//   "flood.<n>" padded to N bytes when N is given (--lines 45
+//   --name-bytes 26: ~1400-byte datagrams). Every value is 1, so the
+//   expected sum is lines x datagrams that reached the server.
 // - dns: queries cycling over www/mail/nope/info in example.test and one
 //   name outside the zone (A, AAAA, TXT).
 //
@@ -26,6 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -67,17 +71,25 @@ std::string dns_query(uint16_t id, const std::string& name, uint16_t qtype) {
 
 // The datagrams to cycle through.
 std::vector<std::string> make_payloads(const std::string& mode, size_t size,
-                                       unsigned names) {
+                                       unsigned names, unsigned lines,
+                                       size_t name_bytes) {
   std::vector<std::string> out;
   if (mode == "echo") {
     for (int i = 0; i < 64; ++i)
       out.push_back(std::string(std::max<size_t>(size, 8), static_cast<char>('a' + i % 26)));
   } else if (mode == "tally") {
     unsigned n = 0;
-    for (int d = 0; d < 64; ++d) {
+    // Enough datagrams that every name occurs (at least 64).
+    unsigned count = std::max(64u, (names + lines - 1) / lines);
+    for (unsigned d = 0; d < count; ++d) {
       std::string s;
-      for (int l = 0; l < 40; ++l)
-        s += "flood." + std::to_string(n++ % names) + ":1|c\n";
+      for (unsigned l = 0; l < lines; ++l) {
+        auto id = std::to_string(n++ % names);
+        std::string name = "flood.";
+        if (name_bytes > name.size() + id.size())
+          name.append(name_bytes - name.size() - id.size(), 'x');
+        s += name + id + ":1|c\n";
+      }
       out.push_back(s);
     }
   } else if (mode == "dns") {
@@ -99,13 +111,15 @@ std::vector<std::string> make_payloads(const std::string& mode, size_t size,
 int main(int argc, char** argv) {
   if (argc < 2 || std::string{argv[1]} == "--help") {
     std::printf("usage: mayfly-flood echo|tally|dns --target A:P --rate R "
-                "--seconds S [--size B] [--names K]\n");
+                "--seconds S [--size B] [--names K] [--lines L] "
+                "[--name-bytes N]\n");
     return argc < 2 ? 2 : 0;
   }
   std::string mode = argv[1], target_text;
   double rate = 0, seconds = 10;
   size_t size = 64;
-  unsigned names = 1000;
+  unsigned names = 1000, lines = 40;
+  size_t name_bytes = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--target")
@@ -116,6 +130,10 @@ int main(int argc, char** argv) {
       seconds = std::atof(v.c_str());
     else if (k == "--size")
       size = static_cast<size_t>(std::atol(v.c_str()));
+    else if (k == "--lines")
+      lines = static_cast<unsigned>(std::clamp(std::atol(v.c_str()), 1L, 4000L));
+    else if (k == "--name-bytes")
+      name_bytes = static_cast<size_t>(std::clamp(std::atol(v.c_str()), 0L, 128L));
     else if (k == "--names")
       names = static_cast<unsigned>(std::max(1L, std::atol(v.c_str())));
     else
@@ -136,7 +154,7 @@ int main(int argc, char** argv) {
   if (fd < 0 || ::connect(fd, to->sockaddr_ptr(), to->size()) != 0)
     die("cannot connect a UDP socket");
 
-  auto payloads = make_payloads(mode, size, names);
+  auto payloads = make_payloads(mode, size, names, lines, name_bytes);
   constexpr size_t kBatch = 32;
   std::vector<mmsghdr> msgs(kBatch);
   std::vector<iovec> iov(kBatch);
