@@ -16,7 +16,8 @@ const char* to_string(worker_idle x) noexcept {
 result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
                                             runtime_config cfg) {
   config_reader top{doc, ""};
-  top.only({"runtime", "memory", "net", "stats"});
+  // "service": the service's own settings, read by the service.
+  top.only({"runtime", "memory", "net", "stats", "service"});
   const auto& rt_json = top.object("runtime");
   const auto& mem_json = top.object("memory");
   if (!top.ok())

@@ -59,9 +59,11 @@ const char* env(const char* name) {
 service_options parse_options(int argc, char** argv, const char* about,
                               uint16_t default_port,
                               std::vector<extra_flag> extra,
-                              mayfly::endpoint_config endpoint_defaults) {
+                              mayfly::endpoint_config endpoint_defaults,
+                              mayfly::runtime_config runtime_defaults) {
   service_options opts;
   opts.endpoint = endpoint_defaults;
+  opts.runtime = runtime_defaults;
   opts.program = argc > 0 ? argv[0] : "mayfly-example";
   if (auto pos = opts.program.rfind('/'); pos != std::string::npos)
     opts.program.erase(0, pos + 1);
@@ -116,7 +118,7 @@ service_options parse_options(int argc, char** argv, const char* about,
     auto doc = mayfly::read_config_file(config);
     if (!doc)
       fail(opts.program, doc.error().message());
-    auto rt = mayfly::parse_runtime_config(*doc);
+    auto rt = mayfly::parse_runtime_config(*doc, runtime_defaults);
     if (!rt)
       fail(opts.program, "invalid configuration: " + rt.error().message());
     opts.runtime = *rt;
@@ -129,6 +131,12 @@ service_options parse_options(int argc, char** argv, const char* about,
       fail(opts.program, "invalid configuration: " + st.error().message());
     opts.stats = st->address;
     opts.stats_limits = st->limits;
+    if (doc->contains("service")) {
+      if (!(*doc)["service"].is_object())
+        fail(opts.program, "invalid configuration: service: expected an "
+                           "object");
+      opts.service = (*doc)["service"];
+    }
   }
   if (!workers.empty())
     opts.runtime.workers = to_uint(opts.program, "workers", workers, 1024);

@@ -29,6 +29,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
+#include <nlohmann/json.hpp>
 
 namespace example {
 
@@ -46,16 +47,21 @@ struct service_options {
   std::optional<mayfly::udp_address> stats;
   mayfly::stats_endpoint_limits stats_limits;
   uint32_t exit_after_s = 0;
+  /// The configuration file's "service" section (the example's own
+  /// settings; an empty object when absent).
+  nlohmann::json service = nlohmann::json::object();
 };
 
 /// Parses flags, environment and the configuration file. Prints usage and
 /// exits 0 on --help; prints the problem and exits 2 on an error.
 /// `endpoint_defaults`: the example's own endpoint settings, under the
-/// configuration file, the environment and the flags.
+/// configuration file, the environment and the flags. `runtime_defaults`:
+/// the same for the runtime (pool and arena sizes).
 service_options parse_options(int argc, char** argv, const char* about,
                               uint16_t default_port,
                               std::vector<extra_flag> extra = {},
-                              mayfly::endpoint_config endpoint_defaults = {});
+                              mayfly::endpoint_config endpoint_defaults = {},
+                              mayfly::runtime_config runtime_defaults = {});
 
 /// Builds the runtime, lets `setup` register the handler type (and any
 /// long-lived actors), opens the UDP endpoint and the stats endpoint, prints

@@ -54,6 +54,7 @@
 #include <mayfly/actors/supervisor.hpp>
 #include "examples/common/service.hpp"
 #include "examples/tally/tally_protocol.hpp"
+#include <mayfly/runtime/config.hpp>
 #include <mayfly/runtime/counters.hpp>
 
 namespace {
@@ -548,6 +549,19 @@ caf::behavior connector(caf::stateful_actor<connector_state>* self,
 constexpr size_t kDefaultMaxKeys = 250'000;
 constexpr size_t kMaxMaxKeys = size_t{1} << 31;
 
+// Pools and arenas sized for this service unless configured: ingest
+// handlers end within their datagram (a few arenas at a time), queries wait
+// for replies (one arena each), and datagrams over 2 KiB are rare, so
+// 512 arenas (8 MiB) and 32 jumbo slots (2 MiB) instead of the library's
+// 2,048 and 128: peak RSS ~44 MB instead of ~72 MB, prefaulted either way
+// (docs/benchmarks.md, "Tally under flood").
+mayfly::runtime_config tally_runtime_defaults() {
+  mayfly::runtime_config cfg;
+  cfg.memory.arenas.capacity = 512;
+  cfg.memory.buffers.jumbo_capacity = 32;
+  return cfg;
+}
+
 mayfly::endpoint_config ingest_endpoint_defaults() {
   mayfly::endpoint_config cfg;
   cfg.receive_buffer = 32u << 20;
@@ -572,10 +586,24 @@ int main(int argc, char** argv) {
      {"max-keys", "N: names one aggregator holds at most (default 250000); "
                   "a line with a new name beyond that is refused, counted",
       &max_keys}},
-    ingest_endpoint_defaults());
+    ingest_endpoint_defaults(), tally_runtime_defaults());
   auto shared = std::make_shared<shared_state>();
   shared->pin = pin == "1";
   shared->max_keys = kDefaultMaxKeys;
+  {
+    // The configuration file's "service": {"max_keys_per_aggregator": N};
+    // the flag wins.
+    mayfly::config_reader r{opts.service, "service"};
+    uint64_t n = kDefaultMaxKeys;
+    r.only({"max_keys_per_aggregator"})
+      .read("max_keys_per_aggregator", n, 1, kMaxMaxKeys);
+    if (!r.ok()) {
+      std::fprintf(stderr, "%s: invalid configuration: %s\n",
+                   opts.program.c_str(), r.error().message().c_str());
+      return 2;
+    }
+    shared->max_keys = static_cast<size_t>(n);
+  }
   if (!max_keys.empty()) {
     char* end = nullptr;
     errno = 0;

@@ -47,7 +47,7 @@ servers = [("bare", f"{build}/tools/mayfly-raw-tally"),
            ("mayfly", f"{build}/examples/mayfly-tally")]
 if os.environ.get("TALLY_EXTRA"):
     servers.append(("extra", os.environ["TALLY_EXTRA"]))
-flood_bin = f"{build}/tools/mayfly-flood"
+flood_bin = f"{build}/tools/reliability/mayfly-flood"
 
 
 def udp_drops(port):
@@ -82,15 +82,31 @@ def ask(port, query, timeout):
     s.send(query)
     try:
         return s.recv(200).decode()
-    except socket.timeout:
+    except (socket.timeout, ConnectionRefusedError):
         return None
     finally:
         s.close()
 
 
+def rx_queue(port):
+    """Bytes waiting in the receive queue of 127.0.0.1:port."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for row in f.readlines()[1:]:
+            cols = row.split()
+            if cols[1] == want:
+                return int(cols[4].split(":")[1], 16)
+    return 0
+
+
 def summary(port):
-    """'?*' until it answers (bounded: 60 s); (keys, sum) or None."""
+    """'?*' until it answers (bounded: 60 s); (keys, sum) or None. Asks
+    once the server's socket queue is empty (polled every 2 ms), so that
+    the query is not itself dropped by a full queue (it would count as a
+    kernel drop of an ingest datagram)."""
     deadline = time.time() + 60
+    while rx_queue(port) > 0 and time.time() < deadline:
+        time.sleep(0.002)
     while time.time() < deadline:
         r = ask(port, b"?*\n", 10)
         if r:
