@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <mayfly/actors/errors.hpp>
+#include <mayfly/actors/fanout.hpp>
 #include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
 
@@ -127,6 +128,59 @@ TEST_F(RemoteMessages, BatchArrivesAsOneBinaryHoldingAllKeys) {
   EXPECT_EQ(counter("received", "batches"), received0 + 1);
   got = slice_batch{};
   EXPECT_EQ(rt->buffers().outstanding(), before);
+}
+
+// key_batch crosses nodes in slice_batch's wire format: the keys arrive
+// in one fresh binary that the batch holds once, and every hash is
+// recomputed by the receiver (a forged hash is never used).
+TEST_F(RemoteMessages, KeyBatchArrivesAsOneBinaryWithHashesRecomputed) {
+  auto d = datagram("alpha:1|c\nbe:-2|c\ngamma.delta:3|c\n");
+  auto text = d.view();
+  key_batch batch;
+  batch.source = d;
+  batch.push(text.substr(0, 5), 12345, 1); // a wrong hash: not sent
+  batch.push(text.substr(10, 2), key_hash("be"), -2);
+  batch.push(text.substr(18, 11), key_hash("gamma.delta"), 3);
+  auto buf = save(batch);
+  // The same bytes as a slice_batch of the same keys.
+  slice_batch same;
+  same.push(d.sub(0, 5), 1);
+  same.push(d.sub(10, 12), -2);
+  same.push(d.sub(18, 29), 3);
+  EXPECT_EQ(buf, save(same));
+  auto before = rt->buffers().outstanding();
+  key_batch got;
+  ASSERT_FALSE(load(buf, got));
+  ASSERT_EQ(got.size, 3u);
+  EXPECT_EQ(got.key(got.items[0]), "alpha");
+  EXPECT_EQ(got.key(got.items[1]), "be");
+  EXPECT_EQ(got.key(got.items[2]), "gamma.delta");
+  EXPECT_EQ(got.items[0].hash, key_hash("alpha"));
+  EXPECT_EQ(got.items[2].hash, key_hash("gamma.delta"));
+  EXPECT_EQ(got.items[1].value, -2);
+  EXPECT_EQ(rt->buffers().outstanding(), before + 1);
+  EXPECT_EQ(got.source.use_count(), 1u); // one reference for three keys
+  EXPECT_NE(got.source.data(), d.data());
+  got = key_batch{};
+  EXPECT_EQ(rt->buffers().outstanding(), before);
+}
+
+TEST_F(RemoteMessages, KeyBatchWithLengthsPastItsBytesIsRejected) {
+  auto d = datagram("abc");
+  slice_batch forged; // lengths are checked against the bytes sent
+  forged.push(d.sub(0, 3), 1);
+  auto buf = save(forged);
+  key_batch ok;
+  ASSERT_FALSE(load(buf, ok));
+  EXPECT_EQ(ok.key(ok.items[0]), "abc");
+  ok = key_batch{};
+  // Cut the last item's value short: truncated, nothing kept.
+  buf.resize(buf.size() - 4);
+  key_batch got;
+  auto err = load(buf, got);
+  EXPECT_TRUE(is(err, errc::malformed)) << rt->system().render(err);
+  EXPECT_EQ(got.size, 0u);
+  EXPECT_FALSE(got.source.has_owner());
 }
 
 TEST_F(RemoteMessages, EmptySliceBatchAndEmptyKeysRoundTrip) {
