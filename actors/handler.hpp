@@ -60,6 +60,10 @@ namespace mayfly {
 class handler_context;
 class runtime;
 
+namespace detail {
+class handler_actor;
+} // namespace detail
+
 /// The user function of a handler type.
 using handler_fn = std::function<void(handler_context&, const datagram&)>;
 
@@ -131,7 +135,12 @@ public:
   /// Statistics as JSON (docs/stats.md, "handlers").
   nlohmann::json stats() const;
 
-  // -- used by the runtime and the handler actor ------------------------------
+private:
+  // Admission and exit bookkeeping belong to the runtime and the handler
+  // actor alone: a service cannot take or return credits, or call the
+  // function outside an actor.
+  friend class runtime;
+  friend class detail::handler_actor;
 
   /// Takes an in-flight credit; false at the bound. Any thread. O(1): one
   /// CAS on an atomic only spawning threads touch; reclaims credits of
@@ -156,7 +165,6 @@ public:
     return failure_log_;
   }
 
-private:
   bool reclaim() noexcept;
   void sample_peak() const noexcept;
 
@@ -235,14 +243,17 @@ public:
     self_->send(dest, std::forward<Ts>(xs)...);
   }
 
+private:
+  friend class detail::handler_actor;
+
   /// Ends the handler: resets and returns the arena, drops the datagram.
-  /// Idempotent; called by the actor's `on_exit`.
+  /// Idempotent; only the handler actor calls it, from `on_exit` (a
+  /// handler must not free the arena it is still running in).
   void release() noexcept {
     arena_.release();
     datagram_.payload.reset();
   }
 
-private:
   bool count_reply(bool ok) noexcept {
     type_->add(ok ? handler_type::replies : handler_type::reply_drops);
     return ok;

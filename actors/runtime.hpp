@@ -232,16 +232,17 @@ public:
     return cfg_.testing_scheduler && owned_system_ != nullptr;
   }
 
-  // -- used by handler actors -------------------------------------------------
+private:
+  friend class detail::handler_actor;
 
   /// Registers a handler that outlived its function (awaits responses), so
-  /// that `stop()` can kill it after the deadline. No allocation.
+  /// that `stop()` can kill it after the deadline. No allocation. Called by
+  /// the handler actor only.
   void track_lingering(detail::handler_actor* h) noexcept;
 
   /// Unregisters it (its `on_exit` or destructor). Idempotent.
   void untrack_lingering(detail::handler_actor* h) noexcept;
 
-private:
   enum class state : uint8_t { created, running, stopping, stopped };
 
   explicit runtime(runtime_config cfg);
