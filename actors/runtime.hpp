@@ -13,7 +13,8 @@
 /// if (!rt) { report(rt.error().message()); }
 /// auto totals = (*rt)->spawn(aggregator);         // long-lived CAF actor
 /// auto& h = (*rt)->add_handler("ingest", fn);     // handler type
-/// mayfly::udp_endpoint ep{**rt, h, {...}};        // net/: receive + reply
+/// (*rt)->start();                                 // before any endpoint
+/// auto ep = mayfly::udp_endpoint::open(**rt, h, net_cfg); // net/
 /// (*rt)->run();                                   // until SIGINT/SIGTERM
 /// ```
 ///

@@ -1,5 +1,5 @@
 // mayfly-dns: a minimal authoritative DNS server for one zone
-// (shared/WORKLOADS.md §3), answering real clients such as `dig`.
+// (docs/workloads.md §3), answering real clients such as `dig`.
 //
 // It shows a real protocol on mayfly: the zone is parsed once at start-up
 // into ordinary containers and then shared read-only by every handler

@@ -1,4 +1,4 @@
-// mayfly-echo: the echo protocol of shared/WORKLOADS.md (port 9000).
+// mayfly-echo: the echo protocol of docs/workloads.md (port 9000).
 //
 // Every request datagram is handled by a short-lived handler actor of its
 // own, which replies with the received bytes themselves: the reply is a

@@ -1,4 +1,4 @@
-// mayfly-tally: the tally protocol of shared/WORKLOADS.md (port 9001), a
+// mayfly-tally: the tally protocol of docs/workloads.md (port 9001), a
 // statsd-like counter service.
 //
 // What it shows:

@@ -1,5 +1,5 @@
 // mayfly-load: load generator for the three protocols of
-// shared/WORKLOADS.md. Loopback targets only; every run is bounded in count
+// docs/workloads.md. Loopback targets only; every run is bounded in count
 // and time and stops by itself.
 //
 //   mayfly-load echo  [--target A:P] [--size B] [--window W] [--requests N]
