@@ -148,6 +148,11 @@ public:
   handler_type& add_handler(std::string name, handler_fn fn,
                             uint32_t max_in_flight);
 
+  /// As above with the type's own options (`handler_options`); fields left
+  /// at 0 take the runtime's defaults.
+  handler_type& add_handler(std::string name, handler_fn fn,
+                            handler_options options);
+
   /// Spawns a handler of `type` for `d`. Any thread; ~1 us of the calling
   /// thread. Moves from `d` only when it returns `spawned`; otherwise the
   /// caller decides (drop or retry: `overload_policy`) and counts. `host`:

@@ -94,31 +94,26 @@ caf::behavior ticket_dispenser(caf::stateful_actor<dispenser_state>* self,
 
 mayfly::handler_type& add_ask_handler(mayfly::runtime& rt, caf::actor tickets) {
   // --8<-- [start:await]
-  using namespace std::chrono_literals;
-  return rt.add_handler("ask", [tickets](mayfly::handler_context& ctx,
-                                         const mayfly::datagram& d) {
+  // If the dispenser does not answer within 500 ms (or is gone), the peer
+  // gets "try again" and the handler ends, counted as `ask_errors`.
+  mayfly::handler_options options;
+  options.ask_timeout = std::chrono::milliseconds{500};
+  options.error_reply = "try again";
+  auto handler = [tickets](mayfly::handler_context& ctx,
+                           const mayfly::datagram& d) {
     // Ask another actor and answer the peer when the response comes. The
-    // handler actor (its arena and its datagram with it) lives until the
-    // response or the error has been handled; the timeout bounds that.
-    ctx.self()
-      ->request(tickets, 500ms, ticket_atom::value, d.payload)
-      .then(
-        [&ctx](int64_t ticket) {
-          auto text = ctx.request().payload.view();
-          auto cap = text.size() + 32;
-          auto* buf = ctx.arena().make_array<char>(cap); // gone at exit
-          auto n = std::snprintf(buf, cap, "%.*s -> ticket %lld",
-                                 static_cast<int>(text.size()), text.data(),
-                                 static_cast<long long>(ticket));
-          ctx.reply(std::string_view{buf, static_cast<size_t>(n)}); // 1 copy
-        },
-        [&ctx](caf::error&) {
-          // Timed out, or the dispenser is gone. Without this error handler
-          // the handler would end with the error (counted as `killed`) and
-          // the peer would get nothing.
-          ctx.reply(std::string_view{"try again"});
-        });
-  });
+    // handler actor (its arena and its datagram with it) lives until then.
+    ctx.ask(tickets, ticket_atom::value, d.payload).then([&ctx](int64_t ticket) {
+      auto text = ctx.request().payload.view();
+      auto cap = text.size() + 32;
+      auto* buf = ctx.arena().make_array<char>(cap); // gone at exit
+      auto n = std::snprintf(buf, cap, "%.*s -> ticket %lld",
+                             static_cast<int>(text.size()), text.data(),
+                             static_cast<long long>(ticket));
+      ctx.reply(std::string_view{buf, static_cast<size_t>(n)}); // 1 copy
+    });
+  };
+  return rt.add_handler("ask", handler, options);
   // --8<-- [end:await]
 }
 
