@@ -108,7 +108,8 @@ TEST(RuntimeConfig, ReadsFilesWithCommentsAndReportsBadOnes) {
   std::remove(path.c_str());
   auto missing = mayfly::read_config_file(path);
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().message(), path + ": cannot open configuration file");
+  EXPECT_EQ(missing.error().message(),
+            path + ": cannot open configuration file: No such file or directory");
 }
 
 // worker_idle reaches CAF: "block" skips the napping phase of CAF's
