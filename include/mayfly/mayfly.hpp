@@ -11,6 +11,7 @@
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/config.hpp>
 #include <mayfly/runtime/errc.hpp>
+#include <mayfly/runtime/parse.hpp>
 #include <mayfly/runtime/result.hpp>
 #include <mayfly/runtime/slice.hpp>
 
