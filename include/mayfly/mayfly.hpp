@@ -4,7 +4,8 @@
 /// Everything a service needs, in one include: the memory layer
 /// (`<mayfly/runtime/...>`), the actor runtime and handler API
 /// (`<mayfly/actors/...>`) and the UDP and stats endpoints
-/// (`<mayfly/net/...>`). Each of those headers also compiles alone.
+/// (`<mayfly/net/...>`), and `mayfly::serve`, the `main` of a service
+/// (`<mayfly/net/serve.hpp>`). Each of those headers also compiles alone.
 
 #include <mayfly/runtime/address.hpp>
 #include <mayfly/runtime/arena.hpp>
@@ -23,5 +24,6 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
 
+#include <mayfly/net/serve.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
