@@ -253,6 +253,9 @@ serve_options parse_serve_options(int argc, char** argv, const char* about,
                                   uint16_t default_port,
                                   std::vector<serve_flag> extra,
                                   endpoint_config endpoint_defaults) {
+  // Before anything makes a thread, and so that a SIGHUP while the service
+  // prepares (loads its data) does not end it: serve() takes it from here.
+  block_serve_signals();
   std::string program = argc > 0 ? argv[0] : "mayfly-service";
   if (auto pos = program.rfind('/'); pos != std::string::npos)
     program.erase(0, pos + 1);

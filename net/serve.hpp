@@ -47,9 +47,9 @@
 /// SIGHUP calls `serve_options::reload` on serve's signal thread; without
 /// one it logs that there is nothing to reload and keeps serving. SIGUSR1
 /// and SIGUSR2 are logged and ignored. No signal ends the process
-/// abruptly. `serve` blocks these signals in the calling thread first
-/// thing, so call it before making any thread of your own (or call
-/// `block_serve_signals()` first thing in `main`).
+/// abruptly. `parse_serve_options` and `serve` block these signals in the
+/// calling thread first thing, so call them before making any thread of
+/// your own (or call `block_serve_signals()` first thing in `main`).
 ///
 /// **Exit status** of `serve`: 0 after an orderly stop with every pooled
 /// resource back (the summary says "balance after stop: all zero"); 1 when
@@ -133,7 +133,10 @@ std::string serve_usage(const std::string& program, const std::string& about,
                         const std::vector<serve_flag>& extra = {});
 
 /// `read_serve_options` for `main`: prints the usage and exits 0 on --help;
-/// prints "PROGRAM: MESSAGE (see --help)" and exits 2 on an error.
+/// prints "PROGRAM: MESSAGE (see --help)" and exits 2 on an error. Calls
+/// `block_serve_signals()` first, so call it first thing in `main`, before
+/// any thread exists; a signal that arrives before `serve` runs waits for it
+/// (SIGINT or SIGTERM then stops the service as soon as it started).
 serve_options parse_serve_options(int argc, char** argv, const char* about,
                                   uint16_t default_port,
                                   std::vector<serve_flag> extra = {},
