@@ -188,7 +188,7 @@ int serve_in_own_loop(const nlohmann::json& doc) {
                  ep.error().message().c_str());
     return 1;
   }
-  int client = connect_to((*ep)->local_address());
+  int client = connect_to(ep->local_address());
   int answered = 0;
   for (int round = 0; round < rounds && client >= 0; ++round) {
     // ... the service's own work for this turn of its loop; here it queries
@@ -215,7 +215,7 @@ int serve_in_own_loop(const nlohmann::json& doc) {
   // --8<-- [end:stats-in-code]
 
   // --8<-- [start:embed-teardown]
-  made->reset(); // 1. the runtime (its handler type holds a copy of `tickets`)
+  made.value().reset(); // 1. the runtime (its handler type holds `tickets`)
   caf::anon_send_exit(tickets, caf::exit_reason::user_shutdown); // 2. ours
   tickets = nullptr; // 3. no handle may keep an actor alive past the system
   // 4. `system` goes out of scope: its destructor waits for every actor.
@@ -254,7 +254,7 @@ int run_until_signal(const nlohmann::json& doc) {
     return 1;
   }
   std::printf("mayfly-embed: listening on udp %s; Ctrl-C to stop\n",
-              (*ep)->local_address().to_string().c_str());
+              ep->local_address().to_string().c_str());
   std::fflush(stdout);
   rt.run(); // start(); wait for SIGINT, SIGTERM or request_stop(); stop()
   // --8<-- [end:run]
