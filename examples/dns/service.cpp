@@ -134,11 +134,6 @@ mayfly::handler_fn service::make_handler() {
   };
 }
 
-void service::replace(zone z) {
-  zone_.store(std::make_shared<const zone>(std::move(z)),
-              std::memory_order_release);
-}
-
 reload_result service::reload() noexcept {
   reload_result r;
   try {

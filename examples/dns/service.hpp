@@ -25,7 +25,7 @@
 /// each query takes its own reference when it starts, so a reload swaps the
 /// zone for the queries that start after it while the handlers in flight
 /// finish with the zone they began with; the old zone is freed by whichever
-/// of them ends last. Cost per query: one atomic shared_ptr load (in
+/// holder lets go of it last. Cost per query: one atomic shared_ptr load (in
 /// libstdc++ a spin bit and a reference count increment on a cache line
 /// shared by all handler threads) and one decrement. A zone file that does
 /// not load leaves the served zone as it was; the reason is returned,
@@ -105,8 +105,8 @@ struct reload_result {
   bool ok = false;
   /// A line for the log. Success: "zone example.test. reloaded from PATH:
   /// serial 2024060102, 27 records"; failure: why, naming the file, and
-  /// that the old zone stays ("...: line 3: bad IPv4 address '1.2.3';
-  /// still serving serial 2024060101").
+  /// that the old zone stays ("PATH: line 3: bad IPv4 address '1.2.3';
+  /// still serving zone example.test. serial 2024060101").
   std::string message;
 };
 
@@ -136,10 +136,6 @@ public:
   /// logged to stderr, counted and returned. Never throws (out of memory is
   /// a failed reload). Blocks for as long as reading and parsing take.
   reload_result reload() noexcept;
-
-  /// Serves `z` from now on, as a successful reload does (for callers that
-  /// build the zone themselves, and for tests).
-  void replace(zone z);
 
   service_stats& stats() noexcept {
     return stats_;
