@@ -9,8 +9,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "examples/dns/message.hpp"
 #include "examples/dns/service.hpp"
@@ -336,6 +341,44 @@ TEST_F(DnsWire, UnknownTypesWildcardsAndTheSizeCapOnTheWire) {
   EXPECT_EQ(d["queries"], sent_) << d.dump();
   EXPECT_EQ(d["rcodes"]["NOTIMP"], 0) << d.dump();
   EXPECT_EQ(d["truncated"], 4) << d.dump();
+}
+
+// mayfly-dns itself with a zone it cannot load (issue 18: `--zone DIR`
+// said "no SOA record"): exit status 2 and one line naming the path and the
+// reason. Bounded: `--exit-after 5` in case it started serving after all.
+TEST(DnsProgram, BadZoneAtStartExitsTwoNamingPathAndReason) {
+  std::string bad = ::testing::TempDir() + "mayfly_dns_bad_"
+                    + std::to_string(::getpid()) + ".zone";
+  {
+    FILE* f = std::fopen(bad.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("$ORIGIN bad.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n"
+               "www A 192.0.2.300\n",
+               f);
+    std::fclose(f);
+  }
+  const std::pair<std::string, std::string> cases[] = {
+    {"/tmp", "mayfly-dns: /tmp: cannot read the zone file: Is a directory"},
+    {"/nonexistent/x.zone", "mayfly-dns: /nonexistent/x.zone: cannot open "
+                            "the zone file: No such file or directory"},
+    {bad, "mayfly-dns: " + bad + ": line 4: bad IPv4 address '192.0.2.300'"},
+  };
+  for (auto& [path, message] : cases) {
+    std::string cmd = std::string{MAYFLY_DNS_BIN} + " --zone '" + path
+                      + "' --port 0 --exit-after 5 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0)
+      out.append(buf, n);
+    int status = ::pclose(p);
+    ASSERT_TRUE(WIFEXITED(status)) << path;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << path << ": " << out;
+    EXPECT_EQ(out, message + "\n") << path;
+  }
+  ::unlink(bad.c_str());
 }
 
 } // namespace
