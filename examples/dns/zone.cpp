@@ -866,6 +866,12 @@ zone_result load_zone_file(const std::string& path,
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
       return failed("cannot open the zone file", errno);
+    struct closer {
+      int fd;
+      ~closer() {
+        ::close(fd);
+      }
+    } guard{fd}; // closes on every return, and if an allocation throws
     std::string text;
     int err = 0;
     const char* what = nullptr;
@@ -879,7 +885,6 @@ zone_result load_zone_file(const std::string& path,
     } else if (!S_ISREG(st.st_mode)) {
       zone_result out;
       out.message = path + ": not a regular file";
-      ::close(fd);
       return out;
     }
     char buf[65536];
@@ -895,7 +900,6 @@ zone_result load_zone_file(const std::string& path,
       if (n == 0)
         break;
       if (text.size() + static_cast<size_t>(n) > kMaxZoneFileSize) {
-        ::close(fd);
         zone_result out;
         out.message = path + ": larger than "
                       + std::to_string(kMaxZoneFileSize >> 20) + " MiB";
@@ -903,7 +907,6 @@ zone_result load_zone_file(const std::string& path,
       }
       text.append(buf, static_cast<size_t>(n));
     }
-    ::close(fd);
     if (what != nullptr)
       return failed(what, err);
     auto out = parse_zone(text, origin);
