@@ -320,6 +320,12 @@ public:
     return request_deadline_ != 0 ? request_deadline_ : idle_deadline_;
   }
 
+  /// Whether a byte of the current request has arrived (a connection cut
+  /// before that merely idled out: not counted as a timeout).
+  bool started() const noexcept {
+    return request_deadline_ != 0;
+  }
+
   /// Reads what the socket holds without blocking. `ready` once a whole
   /// request head is buffered, and also when the byte budget is spent or the
   /// client hung up after sending something: httplib then answers that
@@ -804,7 +810,8 @@ private:
         if (rc > 0 && fds[i + 2].revents != 0)
           p = c->receive();
         if (p == connection::progress::waiting && now >= c->deadline()) {
-          core_.counters.add(timeouts);
+          if (c->started())
+            core_.counters.add(timeouts);
           p = connection::progress::closed;
         }
         if (p == connection::progress::ready)
