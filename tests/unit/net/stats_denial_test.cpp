@@ -234,6 +234,21 @@ TEST_F(StatsDenial, SlowClientsAreCutAfterTheHeaderDeadline) {
   EXPECT_EQ(status_of(response), 200);
 }
 
+TEST_F(StatsDenial, IdleKeepAliveClosingIsNotATimeout) {
+  // Browsers keep connections open between polls: one closing after
+  // keep_alive_timeout_ms without a new request is not an attack.
+  stats_endpoint_limits lim;
+  lim.keep_alive_timeout_ms = 100;
+  auto& ep = open("127.0.0.1:0", lim);
+  raw_client c{ep.local_address()};
+  ASSERT_TRUE(c.send("GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+  auto response = c.read_all(); // up to the server's close (keep-alive end)
+  EXPECT_EQ(status_of(response), 200);
+  EXPECT_TRUE(test::eventually(
+    [&] { return ep.stats()["connections_live"].get<int64_t>() == 0; }));
+  EXPECT_EQ(ep.stats()["timeouts"], 0);
+}
+
 TEST_F(StatsDenial, MoreConnectionsThanTheLimitGet503) {
   stats_endpoint_limits lim;
   lim.max_connections = 2;
