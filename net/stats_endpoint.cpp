@@ -330,7 +330,8 @@ public:
   /// request head is buffered, and also when the byte budget is spent or the
   /// client hung up after sending something: httplib then answers that
   /// (400) or the connection closes, on a pool thread as any request.
-  progress receive() noexcept {
+  /// Throws only std::bad_alloc (growing the buffer).
+  progress receive() {
     for (;;) {
       if (budget_ == 0)
         return progress::ready;
@@ -807,8 +808,13 @@ private:
       for (size_t i = 0; i < waiting.size(); ++i) {
         auto& c = waiting[i];
         auto p = connection::progress::waiting;
-        if (rc > 0 && fds[i + 2].revents != 0)
-          p = c->receive();
+        if (rc > 0 && fds[i + 2].revents != 0) {
+          try {
+            p = c->receive();
+          } catch (...) {
+            p = connection::progress::closed; // no memory: drop this one
+          }
+        }
         if (p == connection::progress::waiting && now >= c->deadline()) {
           if (c->started())
             core_.counters.add(timeouts);
@@ -843,8 +849,7 @@ public:
     try {
       fn();
     } catch (...) {
-      // bad_alloc creating the connection: the socket is lost to httplib's
-      // accept loop but closed by nobody; rare enough to accept.
+      // process_and_close_socket closes the socket itself on failure.
     }
   }
 
@@ -920,7 +925,13 @@ private:
     }
     int one = 1;
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    auto conn = std::make_unique<connection>(core_, sock);
+    connection_ptr conn;
+    try {
+      conn = std::make_unique<connection>(core_, sock);
+    } catch (...) {
+      ::close(sock); // no memory for it
+      return true;
+    }
     core_.rx->admit(conn); // after stop(), conn closes here
     return true;
   }
