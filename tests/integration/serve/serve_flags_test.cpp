@@ -266,4 +266,53 @@ TEST(ServeSignals, HupAndUsrSignalsLeaveTheServiceServing) {
     << echo.err();
 }
 
+// Asks `addr` for www.reload.test A; returns the answer's last four bytes
+// (the address of a one-record answer) as dotted text, or "" without one.
+std::string ask_www(const mayfly::udp_address& addr) {
+  const char q[] = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                   "\x03www\x06reload\x04test\x00\x00\x01\x00\x01";
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, addr.sockaddr_ptr(), addr.size()) != 0
+      || ::send(fd, q, sizeof q - 1, 0) != static_cast<ssize_t>(sizeof q - 1)) {
+    ::close(fd);
+    return "";
+  }
+  pollfd p{fd, POLLIN, 0};
+  unsigned char r[512];
+  ssize_t n = ::poll(&p, 1, 10000) == 1 ? ::recv(fd, r, sizeof r, 0) : -1;
+  ::close(fd);
+  if (n < 16 || r[7] != 1) // ANCOUNT
+    return "";
+  return std::to_string(r[n - 4]) + "." + std::to_string(r[n - 3]) + "."
+         + std::to_string(r[n - 2]) + "." + std::to_string(r[n - 1]);
+}
+
+TEST(ServeSignals, SighupReloadsTheDnsZoneAndABadZoneKeepsTheOld) {
+  auto zone_text = [](int serial, const char* a) {
+    return "$ORIGIN reload.test.\n$TTL 60\n@ SOA ns h " + std::to_string(serial)
+           + " 2 3 4 5\n@ NS ns\nns A 192.0.2.53\nwww A " + a + "\n";
+  };
+  auto path = write_file("reload-zone", zone_text(1, "192.0.2.1"));
+  child dns{MAYFLY_DNS_BIN, {"--zone", path, "--port", "0", "--workers", "1"}};
+  ASSERT_TRUE(dns.wait_for("listening on udp ")) << dns.err();
+  auto out = dns.out();
+  auto at = out.find("listening on udp ") + 17;
+  auto addr = mayfly::udp_address::parse(out.substr(at, out.find(' ', at) - at));
+  ASSERT_TRUE(addr) << out;
+  EXPECT_EQ(ask_www(*addr), "192.0.2.1");
+  // A new zone: served after SIGHUP.
+  write_file("reload-zone", zone_text(2, "192.0.2.2"));
+  dns.signal(SIGHUP);
+  ASSERT_TRUE(dns.wait_for("reloaded from", true)) << dns.err();
+  EXPECT_EQ(ask_www(*addr), "192.0.2.2");
+  // A broken zone: refused, the previous one still served.
+  write_file("reload-zone", "$ORIGIN reload.test.\nwww A 192.0.2.300\n");
+  dns.signal(SIGHUP);
+  ASSERT_TRUE(dns.wait_for("zone reload failed: ", true)) << dns.err();
+  EXPECT_EQ(ask_www(*addr), "192.0.2.2");
+  dns.signal(SIGTERM);
+  EXPECT_EQ(dns.wait(30s), 0) << dns.err();
+  ::unlink(path.c_str());
+}
+
 } // namespace
