@@ -80,12 +80,14 @@ std::string check_tls_files(const transport& t) {
     SSL_CTX_new(TLS_method()), SSL_CTX_free};
   if (!ctx)
     return "cannot create a TLS context: " + ssl_errors();
-  if (SSL_CTX_use_certificate_chain_file(ctx.get(), t.cert.c_str()) != 1)
-    return "cannot load the certificate '" + t.cert + "': " + ssl_errors();
+  // The key first: loading the certificate then drops a key that does not
+  // match it, which the check below names.
   if (SSL_CTX_use_PrivateKey_file(ctx.get(), t.key.c_str(), SSL_FILETYPE_PEM)
       != 1)
     return "cannot load the private key '" + t.key
            + "' (an unencrypted PEM key): " + ssl_errors();
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), t.cert.c_str()) != 1)
+    return "cannot load the certificate '" + t.cert + "': " + ssl_errors();
   if (SSL_CTX_check_private_key(ctx.get()) != 1)
     return "the private key '" + t.key + "' does not match the certificate '"
            + t.cert + "'";
