@@ -163,7 +163,8 @@ std::string check(const transport& t, const tcp_endpoint& where) {
     if (!is_loopback(where.host))
       return "plaintext BASP on '" + where.host
              + "' refused: it is not a loopback address, and any peer that "
-               "reaches the port can crash the node (CAF 0.17.6); use "
+               "reaches the port could speak BASP to the aggregators "
+               "unauthenticated; use "
                "--tls-cert, --tls-key and --tls-ca";
     return {};
   }
@@ -221,8 +222,8 @@ std::string describe(const transport& t) {
   if (t.tls())
     return "TLS, mutual authentication: peers need a certificate signed by "
            + t.ca;
-  return "plaintext on loopback (--plaintext 1): any local user can crash "
-         "this node";
+  return "plaintext on loopback (--plaintext 1): any local user can reach "
+         "the aggregators";
 }
 
 } // namespace tally

@@ -4,13 +4,13 @@
 //
 // CAF 0.17.6's BASP parser crashes on 32 bytes from anyone who can open a
 // TCP connection to a node (a client handshake header that announces no
-// payload: `instance::handle` dereferences the missing payload). mayfly
-// cannot filter bytes in front of BASP without patching CAF, so the port is
-// guarded one layer below it: TLS with mutual authentication through CAF's
-// own `caf::openssl` module. BASP then parses no byte from a peer whose
-// certificate a CA of the operator's did not sign. Plaintext BASP remains
-// for loopback-only deployments that ask for it by name (`--plaintext 1`);
-// it is never the default and never accepted for another address.
+// payload: `instance::handle` dereferences the missing payload). Two guards:
+// TLS with mutual authentication through CAF's own `caf::openssl` module
+// (here), so that BASP parses no byte from a peer whose certificate a CA of
+// the operator's did not sign; and a stricter header check for the peers
+// that get through (basp_guard.hpp). Plaintext BASP remains for
+// loopback-only deployments that ask for it by name (`--plaintext 1`); it
+// is never the default and never accepted for another address.
 //
 // Thread safety: plain functions; `publish`, `unpublish` and
 // `middleman_for` block on the middleman like CAF's own counterparts and

@@ -47,6 +47,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
 #include "examples/common/service.hpp"
+#include "examples/tally/basp_guard.hpp"
 #include "examples/tally/distribution.hpp"
 #include "examples/tally/tally_protocol.hpp"
 #include <mayfly/runtime/counters.hpp>
@@ -93,6 +94,8 @@ struct shared_state {
   std::atomic<int64_t> lost_with_state{0}; // lines of aggregators that died
   std::atomic<bool> gave_up{false};
 
+  bool distributed = false; // --publish or --aggregators HOST:PORT
+
   // Ingest node: where the remote aggregators are.
   bool remote = false;
   std::atomic<std::shared_ptr<const remote_route>> route{
@@ -123,6 +126,11 @@ struct shared_state {
       {"lines_unrouted", counters.sum(unrouted)},
       {"queries_failed", counters.sum(queries_failed)},
     };
+    if (distributed) // BASP headers this process received (basp_guard.hpp)
+      doc["basp"] = {
+        {"headers_checked", tally::basp_headers_checked()},
+        {"headers_rejected", tally::basp_headers_rejected()},
+      };
     if (remote) {
       auto r = route.load();
       doc["remote"] = {
@@ -589,7 +597,8 @@ int main(int argc, char** argv) {
     if (auto err = tally::check(transport, published); !err.empty())
       return usage_error("--publish", err);
   }
-  if (shared->remote || !publish.empty()) // CAF's io module, only here
+  shared->distributed = shared->remote || !publish.empty();
+  if (shared->distributed) // CAF's io module, only here
     opts.runtime.configure_caf = [transport](caf::actor_system_config& cfg) {
       tally::configure(cfg, transport);
     };

@@ -7,9 +7,18 @@
 # CASE:
 #   garbage-to-published     the 32 bytes of issue 18 (b'\x01' + 31 zeros),
 #                            which crash CAF 0.17.6's BASP parser, sent 20
-#                            times to a published aggregator node: it
-#                            survives, and still serves an authenticated
-#                            ingest node (a query answered through it)
+#                            times to a published aggregator node: TLS
+#                            refuses them before BASP (no header checked);
+#                            sent once more by a peer with a valid
+#                            certificate: the header check rejects and
+#                            counts it; the node survives, and still serves
+#                            an authenticated ingest node (a query answered
+#                            through it)
+#   garbage-to-plaintext     the same bytes 20 times to a node publishing
+#                            plaintext on loopback (--plaintext 1): each
+#                            counted in basp.headers_rejected, the node
+#                            survives and serves (this fails if the stricter
+#                            header check, basp_guard.hpp, is not in effect)
 #   garbage-from-aggregator  an ingest node whose --aggregators answers those
 #                            bytes: it survives, reports the aggregator
 #                            unreachable (connect_failures, the log),
@@ -130,7 +139,39 @@ case $case in
       || fail "the garbage client failed"
     sleep 0.5
     kill -0 "$agg_pid" 2>/dev/null || fail "32 bytes killed the aggregator node"
+    [[ $(stat "$agg_stats" .tally.basp.headers_checked) == 0 ]] \
+      || fail "bytes from a peer without a certificate reached BASP"
+    # A peer with a valid certificate gets through TLS; its garbage is
+    # then the header check's to reject. (Exit status: it did get BASP's
+    # server handshake, as an admitted peer does.)
+    "$peer" tls "$tcp" "$certs/ingest.pem" "$certs/ingest.key" \
+      >>"$out/peer.log" 2>&1 || true
+    until_stat "$agg_stats" '.tally.basp.headers_rejected == 1'
+    kill -0 "$agg_pid" 2>/dev/null || fail "32 bytes over TLS killed the aggregator node"
     still_serves
+    stop "$agg_pid" aggregator
+    ;;
+  garbage-to-plaintext)
+    "$tally" --workers 2 --port 0 --publish 0 --stats 127.0.0.1:0 \
+      --plaintext 1 >"$out/aggregator.log" 2>&1 &
+    agg_pid=$!
+    pids+=("$agg_pid")
+    tcp=$(wait_for "$out/aggregator.log" \
+      's|.*aggregators published on tcp 127\.0\.0\.1:\([0-9]*\)$|\1|p' "$agg_pid")
+    agg_stats=http://$(wait_for "$out/aggregator.log" \
+      's|.*statistics on http://\([0-9.:]*\)/.*|\1|p' "$agg_pid")
+    "$peer" garbage "$tcp" 20 >"$out/peer.log" 2>&1 \
+      || fail "the garbage client failed"
+    until_stat "$agg_stats" '.tally.basp.headers_rejected == 20'
+    kill -0 "$agg_pid" 2>/dev/null || fail "32 bytes killed the plaintext node"
+    grep -q 'rejected a malformed BASP header' "$out/aggregator.log" \
+      || fail "the rejection was not logged"
+    start_ingest ingest "$tcp" --plaintext 1
+    until_stat "$ingest_stats" .tally.remote.connected
+    "$peer" udp "$udp" 'guard.a:5|c'
+    "$peer" udp "$udp" '?guard.a' 'guard.a:5\n' \
+      || fail "the plaintext node did not answer through the ingest node"
+    stop "$ingest_pid" ingest
     stop "$agg_pid" aggregator
     ;;
   garbage-from-aggregator)
