@@ -12,9 +12,9 @@
 // loopback-only deployments that ask for it by name (`--plaintext 1`); it
 // is never the default and never accepted for another address.
 //
-// Thread safety: plain functions; `publish`, `unpublish` and
-// `middleman_for` block on the middleman like CAF's own counterparts and
-// must not be called from an actor's handler.
+// Thread safety: plain functions; `publish` and `unpublish` block on the
+// middleman like CAF's own counterparts and must not be called from an
+// actor's handler.
 #pragma once
 
 #include <caf/actor.hpp>

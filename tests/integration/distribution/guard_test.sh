@@ -22,7 +22,9 @@
 #   garbage-from-aggregator  an ingest node whose --aggregators answers those
 #                            bytes: it survives, reports the aggregator
 #                            unreachable (connect_failures, the log),
-#                            counts lines unrouted
+#                            counts lines unrouted; over TLS no BASP header
+#                            is read, over plaintext (loopback) each is
+#                            rejected and counted
 #   unauthenticated-peer     a TLS client without certificate, one with a
 #                            certificate of another CA, an ingest node of
 #                            another CA and a plaintext ingest node: none
@@ -42,8 +44,8 @@ tally=${2:?}
 out=${3:?}/$case
 certs_script=${4:?}
 peer=${5:?}
+rm -rf "$out"
 mkdir -p "$out"
-rm -f "$out"/*.log
 
 pids=()
 certs=$(mktemp -d)
@@ -183,14 +185,26 @@ case $case in
     # shellcheck disable=SC2046
     start_ingest ingest "$(cat "$out/fake.port")" $(tls "$certs" ingest)
     until_stat "$ingest_stats" '.tally.remote.connect_failures >= 3'
+    [[ $(grep -c '^accepted' "$out/fake.log") -ge 2 ]] \
+      || fail "the ingest node did not connect to the fake aggregator"
     kill -0 "$ingest_pid" 2>/dev/null || fail "the garbage killed the ingest node"
     [[ $(stat "$ingest_stats" .tally.remote.connected) == false ]] \
       || fail "the ingest node says it is connected to garbage"
     grep -q 'cannot reach the aggregator node' "$out/ingest.log" \
       || fail "the ingest node did not report the aggregator unreachable"
+    [[ $(stat "$ingest_stats" .tally.basp.headers_checked) == 0 ]] \
+      || fail "bytes from a server without a certificate reached BASP"
     "$peer" udp "$udp" 'guard.a:5|c\nguard.b:2|c'
     until_stat "$ingest_stats" '.tally.lines_unrouted == 2'
     stop "$ingest_pid" ingest
+    # A plaintext ingest node (loopback) reads the garbage as BASP: the
+    # header check rejects it, counted, and the node survives.
+    start_ingest plain "$(cat "$out/fake.port")" --plaintext 1
+    until_stat "$ingest_stats" '.tally.basp.headers_rejected >= 2'
+    kill -0 "$ingest_pid" 2>/dev/null || fail "the garbage killed the plaintext ingest node"
+    [[ $(stat "$ingest_stats" .tally.remote.connects) == 0 ]] \
+      || fail "the plaintext ingest node says it connected to garbage"
+    stop "$ingest_pid" plain
     ;;
   unauthenticated-peer)
     start_aggregator aggregator

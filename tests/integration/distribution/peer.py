@@ -9,8 +9,8 @@ every wait bounded).
   peer.py fake-aggregator PORTFILE SECONDS
                                    listens on 127.0.0.1:0 (port written to
                                    PORTFILE), answers every connection with
-                                   those 32 bytes; prints the number of
-                                   connections at the end
+                                   those 32 bytes; prints a line per
+                                   connection
   peer.py tls PORT [CERT KEY]      a TLS client (no certificate, or one the
                                    node's CA did not sign): exits 0 if the
                                    node refused it before sending one byte
@@ -57,6 +57,7 @@ def fake_aggregator(portfile, seconds):
         except socket.timeout:
             continue
         accepted += 1
+        print("accepted", accepted, flush=True)
         try:
             conn.sendall(GARBAGE)
             conn.settimeout(1)
@@ -64,7 +65,6 @@ def fake_aggregator(portfile, seconds):
         except OSError:
             pass
         conn.close()
-    print(accepted)
     return 0
 
 
