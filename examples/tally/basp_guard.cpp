@@ -31,11 +31,11 @@ bool acceptable(const caf::io::basp::header& h) {
     case message_type::monitor_message:
       return h.operation_data == 0 && has_payload;
     case message_type::down_message:
-      return h.source_actor != 0 && h.dest_actor == 0
-             && h.operation_data == 0 && has_payload;
+      return h.source_actor != 0 && h.dest_actor == 0 && h.operation_data == 0
+             && has_payload;
     case message_type::heartbeat:
-      return h.source_actor == 0 && h.dest_actor == 0
-             && h.operation_data == 0 && !has_payload;
+      return h.source_actor == 0 && h.dest_actor == 0 && h.operation_data == 0
+             && !has_payload;
   }
   return false; // not an operation of BASP
 }
