@@ -570,7 +570,7 @@ int main(int argc, char** argv) {
                 "(tools/make-tally-certs.sh makes all three)",
       &transport.ca},
      {"plaintext", "1: no TLS between nodes, loopback addresses only (any "
-                   "local user can then crash the node)",
+                   "local user can then reach the aggregators)",
       &transport.plaintext},
      {"pin", "1: store received slices as keys (shows pinning)", &pin}},
     ingest_endpoint_defaults());
