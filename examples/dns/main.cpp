@@ -1,5 +1,5 @@
 // mayfly-dns: a minimal authoritative DNS server for one zone
-// (shared/WORKLOADS.md §3), answering real clients such as `dig`.
+// (docs/workloads.md §3), answering real clients such as `dig`.
 //
 // It shows a real protocol on mayfly: the zone is parsed once at start-up
 // into ordinary containers and then shared read-only by every handler
@@ -14,22 +14,22 @@
 //   mayfly-dns --zone examples/dns/example.zone --port 5353
 //   dig @127.0.0.1 -p 5353 www.example.test A
 //
-// Flags: --zone FILE (required) and the flags every example takes
-// (examples/common/service.hpp): --port (default 5353), --address, --stats,
-// --workers, --receive-threads, --config, --exit-after, --help.
+// Flags: --zone FILE (required) and the flags of every mayfly::serve
+// service (<mayfly/net/serve.hpp>): --port (default 5353), --address,
+// --stats, --workers, --receive-threads, --config, --exit-after, --help.
 
 #include <cstdio>
 #include <optional>
 #include <string>
 
-#include "examples/common/service.hpp"
 #include "examples/dns/service.hpp"
 #include "examples/dns/zone.hpp"
+#include <mayfly/net/serve.hpp>
 #include <mayfly/runtime/stats_registry.hpp>
 
 int main(int argc, char** argv) {
   std::string zone_file;
-  auto opts = example::parse_options(
+  auto opts = mayfly::parse_serve_options(
     argc, argv,
     "mayfly-dns: an authoritative DNS server for the zone in --zone FILE\n"
     "(RFC 1035 master format: SOA, NS, A, AAAA, TXT, CNAME, MX).\n"
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     dns_stats.emplace(rt.stats().add("/dns", [&] { return stats.to_json(); }));
     return rt.add_handler("dns", dns::make_handler(&zone, &stats));
   };
-  int code = example::serve(opts, setup, {}, [&] { dns_stats.reset(); });
+  int code = mayfly::serve(opts, setup, {}, [&] { dns_stats.reset(); });
   std::printf("%s", stats.summary().c_str());
   return code;
 }

@@ -4,7 +4,7 @@
 /// The authoritative responder of `mayfly-dns`: one query in, one response
 /// (or none) out, built in the caller's arena against an immutable zone.
 ///
-/// **Decisions** (shared/WORKLOADS.md §3 leaves these open):
+/// **Decisions** (docs/workloads.md §3 leaves these open):
 /// - Shorter than 12 bytes: no reply. QR=1 (a response, not a query): no
 ///   reply either, so that two servers can never ping-pong.
 /// - OPCODE != 0: NOTIMP. QDCOUNT != 1 or any malformation after the header

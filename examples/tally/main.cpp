@@ -1,4 +1,4 @@
-// mayfly-tally: the tally protocol of shared/WORKLOADS.md (port 9001), a
+// mayfly-tally: the tally protocol of docs/workloads.md (port 9001), a
 // statsd-like counter service.
 //
 // What it shows:
@@ -39,6 +39,7 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -46,11 +47,12 @@
 #include <mayfly/actors/messages.hpp>
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
-#include "examples/common/service.hpp"
+#include <mayfly/net/serve.hpp>
 #include "examples/tally/basp_guard.hpp"
 #include "examples/tally/distribution.hpp"
 #include "examples/tally/tally_protocol.hpp"
 #include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/parse.hpp>
 
 namespace {
 
@@ -540,6 +542,18 @@ caf::behavior connector(caf::stateful_actor<connector_state>* self,
 // absorbs such stalls instead of dropping (docs/benchmarks.md, "Tally:
 // anonymous batches..."). net.receive_buffer in the configuration
 // overrides it.
+// --aggregators: N (1..1024) or HOST:PORT (port 1..65535).
+mayfly::flag_check aggregators_check() {
+  return [](std::string_view value) -> std::string {
+    const char* expected = "N (1..1024) or HOST:PORT";
+    auto colon = value.rfind(':');
+    if (colon == std::string_view::npos)
+      return mayfly::parse_uint(value, 1, 1024) ? "" : expected;
+    auto port = mayfly::parse_port(value.substr(colon + 1));
+    return colon > 0 && port && *port != 0 ? "" : expected;
+  };
+}
+
 mayfly::endpoint_config ingest_endpoint_defaults() {
   mayfly::endpoint_config cfg;
   cfg.receive_buffer = 32u << 20;
@@ -551,17 +565,21 @@ mayfly::endpoint_config ingest_endpoint_defaults() {
 int main(int argc, char** argv) {
   std::string aggregators, pin, publish;
   tally::transport transport;
-  auto opts = example::parse_options(
+  auto opts = mayfly::parse_serve_options(
     argc, argv,
     "mayfly-tally: statsd-like counters; '?NAME' and '?*' query them.", 9001,
     {{"aggregators",
       "N: number of aggregator actors (default: workers); HOST:PORT: forward "
       "to the aggregator node published there",
-      &aggregators},
+      &aggregators, aggregators_check()},
      {"publish", "[ADDR:]PORT: be an aggregator node, publish the "
                  "aggregators on TCP ADDR:PORT (default address 127.0.0.1; "
                  "port 0: any) for ingest nodes",
-      &publish},
+      &publish,
+      [](std::string_view value) -> std::string {
+        tally::tcp_endpoint ignored;
+        return tally::parse_publish(value, ignored);
+      }},
      {"tls-cert", "FILE: this node's certificate (PEM) for --publish and "
                   "--aggregators HOST:PORT",
       &transport.cert},
@@ -571,8 +589,9 @@ int main(int argc, char** argv) {
       &transport.ca},
      {"plaintext", "1: no TLS between nodes, loopback addresses only (any "
                    "local user can then reach the aggregators)",
-      &transport.plaintext},
-     {"pin", "1: store received slices as keys (shows pinning)", &pin}},
+      &transport.plaintext, mayfly::expect_one_of({"0", "1"})},
+     {"pin", "1: store received slices as keys (shows pinning)", &pin,
+      mayfly::expect_one_of({"0", "1"})}},
     ingest_endpoint_defaults());
   auto shared = std::make_shared<shared_state>();
   shared->pin = pin == "1";
@@ -682,7 +701,7 @@ int main(int argc, char** argv) {
     shared->handler = &h;
     return h;
   };
-  auto rc = example::serve(opts, setup, {}, [&] {
+  auto rc = mayfly::serve(opts, setup, {}, [&] {
     // No handle may outlive the actor system.
     if (published_port != 0)
       tally::unpublish(runtime->system(), transport, supervisor,

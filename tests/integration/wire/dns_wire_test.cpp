@@ -1,7 +1,7 @@
 // Bad input on the wire against the mayfly-dns service, in-process through
 // its library (examples/dns/dns_lib.cmake): a runtime, the service's
 // handler, a UDP endpoint and a stats endpoint on 127.0.0.1:0, as
-// mayfly-dns runs them. Hostile messages (shared/WORKLOADS.md §3: FORMERR
+// mayfly-dns runs them. Hostile messages (docs/workloads.md §3: FORMERR
 // for malformed queries that still carry a header; examples/dns/responder.hpp:
 // shorter than a header or QR=1 gets no reply) are each followed by a valid
 // query whose answer is checked; the service's counters (/stats, section
