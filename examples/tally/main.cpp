@@ -578,7 +578,9 @@ int main(int argc, char** argv) {
       &publish,
       [](std::string_view value) -> std::string {
         tally::tcp_endpoint ignored;
-        return tally::parse_publish(value, ignored);
+        return tally::parse_publish(value, ignored).empty()
+                 ? ""
+                 : "an [ADDRESS:]PORT (port 0..65535, IPv6 in brackets)";
       }},
      {"tls-cert", "FILE: this node's certificate (PEM) for --publish and "
                   "--aggregators HOST:PORT",

@@ -243,7 +243,9 @@ case $case in
       --publish 0.0.0.0:0 --plaintext 1
     expect_2 remote "plaintext BASP on '192.0.2.1' refused" \
       --aggregators 192.0.2.1:7001 --plaintext 1
-    expect_2 port 'is not a port' --publish 99999 --plaintext 1
+    expect_2 port "'99999' is not an .ADDRESS:.PORT" --publish 99999 \
+      --plaintext 1
+    expect_2 v6 "is not an .ADDRESS:.PORT" --publish ::1:7001 --plaintext 1
     expect_2 wrong-key 'does not match' --publish 0 \
       --tls-cert "$certs/aggregator.pem" --tls-key "$certs/ingest.key" \
       --tls-ca "$certs/ca.pem"
