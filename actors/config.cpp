@@ -1,7 +1,14 @@
 #include <mayfly/actors/config.hpp>
 
-#include <fstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace mayfly {
 
@@ -44,17 +51,129 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
   return cfg;
 }
 
-result<nlohmann::json> read_config_file(const std::string& path) {
-  std::ifstream in{path};
-  if (!in) {
-    error_info err{errc::invalid_config, "cannot open configuration file",
-                   errno, path};
-    return err;
+namespace {
+
+// The largest configuration file read (a guard against `--config
+// /dev/zero`-like mistakes; real ones are a few KiB).
+constexpr size_t max_config_bytes = 16u << 20;
+
+// The whole of a regular file, or why not. Plain POSIX reads: an
+// std::ifstream throws from inside the JSON parser on a read error (a
+// directory, /proc/self/mem), which would abort the program.
+result<std::string> read_whole_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return error_info{errc::invalid_config, "cannot open configuration file",
+                      errno, path};
+  struct closer {
+    int fd;
+    ~closer() {
+      ::close(fd);
+    }
+  } guard{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return error_info{errc::invalid_config, "cannot read configuration file",
+                      errno, path};
+  if (S_ISDIR(st.st_mode))
+    return error_info{errc::invalid_config, "cannot read configuration file",
+                      EISDIR, path};
+  if (!S_ISREG(st.st_mode))
+    return error_info{errc::invalid_config,
+                      "configuration file is not a regular file", 0, path};
+  std::string text;
+  char buf[16384];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return error_info{errc::invalid_config,
+                        "cannot read configuration file", errno, path};
+    if (n == 0)
+      return text;
+    if (text.size() + static_cast<size_t>(n) > max_config_bytes)
+      return error_info{errc::invalid_config,
+                        "configuration file larger than 16 MiB", 0, path};
+    text.append(buf, static_cast<size_t>(n));
   }
-  auto doc = nlohmann::json::parse(in, nullptr, false, true);
+}
+
+// Notes the first key that appears twice in one JSON object, with its path
+// ("runtime.workers"), while nlohmann::json parses: by default the last one
+// would silently win.
+struct duplicate_finder {
+  struct frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key; // the key of the value being parsed
+  };
+  std::vector<frame> frames;
+  std::string duplicate; // path of the first duplicate key; empty: none
+
+  bool operator()(int, nlohmann::json::parse_event_t event,
+                  nlohmann::json& parsed) {
+    using ev = nlohmann::json::parse_event_t;
+    switch (event) {
+      case ev::object_start:
+        frames.push_back({true, {}, {}});
+        break;
+      case ev::array_start:
+        frames.push_back({false, {}, {}});
+        break;
+      case ev::object_end:
+      case ev::array_end:
+        if (!frames.empty())
+          frames.pop_back();
+        break;
+      case ev::key:
+        if (!frames.empty() && parsed.is_string()) {
+          auto& top = frames.back();
+          top.key = parsed.get<std::string>();
+          if (!top.keys.insert(top.key).second && duplicate.empty())
+            duplicate = path();
+        }
+        break;
+      case ev::value:
+        break;
+    }
+    return true;
+  }
+
+  std::string path() const {
+    std::string out;
+    for (auto& f : frames) {
+      if (!f.object)
+        break; // inside an array: the array's key names it well enough
+      out += out.empty() ? f.key : "." + f.key;
+    }
+    return out;
+  }
+};
+
+} // namespace
+
+result<nlohmann::json> read_config_file(const std::string& path) {
+  auto text = read_whole_file(path);
+  if (!text)
+    return text.error();
+  duplicate_finder finder;
+  auto doc = nlohmann::json::parse(
+    *text,
+    [&finder](int depth, nlohmann::json::parse_event_t event,
+              nlohmann::json& parsed) {
+      return finder(depth, event, parsed);
+    },
+    false, true);
   if (doc.is_discarded()) {
     error_info err{errc::invalid_config,
                    "configuration file is not valid JSON", 0, path};
+    return err;
+  }
+  if (!finder.duplicate.empty()) {
+    error_info err{errc::invalid_config,
+                   "key given twice in the configuration file", 0,
+                   path + ": " + finder.duplicate};
     return err;
   }
   return doc;

@@ -25,11 +25,11 @@ int64_t now_ns() noexcept {
 // -- handler_type ----------------------------------------------------------------
 
 handler_type::handler_type(std::string name, handler_fn fn,
-                           uint32_t max_in_flight)
+                           handler_options options)
   : name_(std::move(name)),
     fn_(std::move(fn)),
-    max_in_flight_(max_in_flight),
-    credits_(max_in_flight) {
+    options_(std::move(options)),
+    credits_(options_.max_in_flight) {
 }
 
 bool handler_type::try_admit() noexcept {
@@ -102,12 +102,13 @@ nlohmann::json handler_type::stats() const {
     {"timed_out", count(timed_out)},
     {"in_flight", in_flight()},
     {"peak_in_flight", peak_in_flight()},
-    {"max_in_flight", max_in_flight_},
+    {"max_in_flight", options_.max_in_flight},
     {"rejected", count(rejected)},
     {"no_arena", count(no_arena)},
     {"lingered", count(lingered)},
     {"replies", count(replies)},
     {"reply_drops", count(reply_drops)},
+    {"ask_errors", count(ask_errors)},
     {"lifetime_us",
      {{"p50", us(lifetime_ns_.quantile(0.5))},
       {"p99", us(lifetime_ns_.quantile(0.99))},

@@ -41,6 +41,7 @@
 /// that only spawning threads touch, and reclaims finished handlers in bulk.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -60,8 +61,24 @@ namespace mayfly {
 class handler_context;
 class runtime;
 
+namespace detail {
+class handler_actor;
+} // namespace detail
+
 /// The user function of a handler type.
 using handler_fn = std::function<void(handler_context&, const datagram&)>;
+
+/// Options of one handler type, given where it is added
+/// (`runtime::add_handler(name, fn, options)`).
+struct handler_options {
+  /// Handlers of this type alive at once; 0: the runtime's `max_in_flight`.
+  uint32_t max_in_flight = 0;
+  /// How long `handler_context::ask` waits for an answer.
+  std::chrono::milliseconds ask_timeout{1000};
+  /// Sent to the peer when an `ask` fails (an error answer or no answer
+  /// within `ask_timeout`); empty: the peer gets no reply.
+  std::string error_reply;
+};
 
 /// A registered kind of handler: its function, in-flight bound and
 /// statistics. Owned by the runtime; lives as long as the runtime.
@@ -81,10 +98,13 @@ public:
     replies,         ///< replies handed to a sink
     reply_drops,     ///< replies a sink refused
     overflow_blocks, ///< arena overflow blocks taken by this type
+    ask_errors,      ///< `ask`s answered by an error or timed out
     num_counters,
   };
 
-  handler_type(std::string name, handler_fn fn, uint32_t max_in_flight);
+  /// `options.max_in_flight` must be at least 1 here (the runtime fills in
+  /// its default for 0).
+  handler_type(std::string name, handler_fn fn, handler_options options);
 
   handler_type(const handler_type&) = delete;
   handler_type& operator=(const handler_type&) = delete;
@@ -94,7 +114,11 @@ public:
   }
 
   uint32_t max_in_flight() const noexcept {
-    return max_in_flight_;
+    return options_.max_in_flight;
+  }
+
+  const handler_options& options() const noexcept {
+    return options_;
   }
 
   /// Tag marking the binaries of datagrams this type received (see
@@ -131,7 +155,12 @@ public:
   /// Statistics as JSON (docs/stats.md, "handlers").
   nlohmann::json stats() const;
 
-  // -- used by the runtime and the handler actor ------------------------------
+private:
+  // Admission and exit bookkeeping belong to the runtime and the handler
+  // actor alone: a service cannot take or return credits, or call the
+  // function outside an actor.
+  friend class runtime;
+  friend class detail::handler_actor;
 
   /// Takes an in-flight credit; false at the bound. Any thread. O(1): one
   /// CAS on an atomic only spawning threads touch; reclaims credits of
@@ -156,13 +185,12 @@ public:
     return failure_log_;
   }
 
-private:
   bool reclaim() noexcept;
   void sample_peak() const noexcept;
 
   std::string name_;
   handler_fn fn_;
-  uint32_t max_in_flight_;
+  handler_options options_;
   uint32_t holder_tag_ = 0;
   std::atomic<int64_t> credits_;
   std::mutex reclaim_mtx_;
@@ -235,14 +263,61 @@ public:
     self_->send(dest, std::forward<Ts>(xs)...);
   }
 
+  /// The pending answer of `ask`: give it what to do with the result.
+  template <class Handle>
+  class pending_answer {
+  public:
+    pending_answer(handler_context* ctx, Handle handle)
+      : ctx_(ctx), handle_(std::move(handle)) {
+    }
+
+    /// Calls `on_result` with the answer (its parameters are the answer's
+    /// types, as with CAF's `then`). If the answer is an error or does not
+    /// come within the type's `ask_timeout`, the handler replies the type's
+    /// `error_reply` (if any), counts `ask_errors` and ends.
+    template <class F>
+    void then(F on_result) const {
+      auto* ctx = ctx_;
+      handle_.then(std::move(on_result),
+                   [ctx](caf::error&) { ctx->ask_failed(); });
+    }
+
+  private:
+    handler_context* ctx_;
+    Handle handle_;
+  };
+
+  /// Asks another actor and continues when it answers, e.g.
+  /// `ctx.ask(db, key).then([&ctx](int v) { ctx.reply(...); })`: a CAF
+  /// request with the handler type's `ask_timeout` and its `error_reply`
+  /// on failure (see `pending_answer::then`). The handler stays alive
+  /// until the answer comes; its arena and datagram stay valid meanwhile.
+  template <class Dest, class... Ts>
+  auto ask(const Dest& dest, Ts&&... xs) {
+    auto handle = self_->request(dest, caf::duration{type_->options().ask_timeout},
+                                 std::forward<Ts>(xs)...);
+    return pending_answer<decltype(handle)>{this, std::move(handle)};
+  }
+
+private:
+  friend class detail::handler_actor;
+
+  /// An `ask` failed: error reply, count, end.
+  void ask_failed() noexcept {
+    type_->add(handler_type::ask_errors);
+    if (!type_->options().error_reply.empty())
+      reply(std::string_view{type_->options().error_reply});
+    self_->quit();
+  }
+
   /// Ends the handler: resets and returns the arena, drops the datagram.
-  /// Idempotent; called by the actor's `on_exit`.
+  /// Idempotent; only the handler actor calls it, from `on_exit` (a
+  /// handler must not free the arena it is still running in).
   void release() noexcept {
     arena_.release();
     datagram_.payload.reset();
   }
 
-private:
   bool count_reply(bool ok) noexcept {
     type_->add(ok ? handler_type::replies : handler_type::reply_drops);
     return ok;

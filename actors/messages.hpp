@@ -33,7 +33,7 @@
 /// loss is silent. `udp_address` and `datagram` stay local-only.
 ///
 /// **Why batches.** One CAF message costs about as much as a small handler
-/// (shared/FACTS.md: ~1,200 instructions and one allocation). A tally
+/// (docs/facts.md: ~1,200 instructions and one allocation). A tally
 /// datagram of 40 lines forwarded line by line costs 40 messages; a
 /// `slice_batch` carries up to `slice_batch::kCapacity` (key, value) pairs
 /// to one destination in one message. `batcher` fills one batch per

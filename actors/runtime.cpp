@@ -370,11 +370,20 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn) {
 
 handler_type& runtime::add_handler(std::string name, handler_fn fn,
                                    uint32_t max_in_flight) {
+  handler_options options;
+  options.max_in_flight = std::max(1u, max_in_flight);
+  return add_handler(std::move(name), std::move(fn), std::move(options));
+}
+
+handler_type& runtime::add_handler(std::string name, handler_fn fn,
+                                   handler_options options) {
   for (auto& h : handlers_)
     MAYFLY_ASSERT(h.name() != name); // handler type names are unique
+  if (options.max_in_flight == 0)
+    options.max_in_flight = cfg_.max_in_flight;
   auto tag = holder_tag(name);
   auto& h = handlers_.emplace_back(std::move(name), std::move(fn),
-                                   std::max(1u, max_in_flight));
+                                   std::move(options));
   h.holder_tag(tag);
   registrations_.push_back(
     stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); }));

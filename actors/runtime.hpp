@@ -13,7 +13,8 @@
 /// if (!rt) { report(rt.error().message()); }
 /// auto totals = (*rt)->spawn(aggregator);         // long-lived CAF actor
 /// auto& h = (*rt)->add_handler("ingest", fn);     // handler type
-/// mayfly::udp_endpoint ep{**rt, h, {...}};        // net/: receive + reply
+/// (*rt)->start();                                 // before any endpoint
+/// auto ep = mayfly::udp_endpoint::open(**rt, h, net_cfg); // net/
 /// (*rt)->run();                                   // until SIGINT/SIGTERM
 /// ```
 ///
@@ -147,6 +148,11 @@ public:
   handler_type& add_handler(std::string name, handler_fn fn,
                             uint32_t max_in_flight);
 
+  /// As above with the type's own options (`handler_options`); fields left
+  /// at 0 take the runtime's defaults.
+  handler_type& add_handler(std::string name, handler_fn fn,
+                            handler_options options);
+
   /// Spawns a handler of `type` for `d`. Any thread; ~1 us of the calling
   /// thread. Moves from `d` only when it returns `spawned`; otherwise the
   /// caller decides (drop or retry: `overload_policy`) and counts. `host`:
@@ -232,16 +238,17 @@ public:
     return cfg_.testing_scheduler && owned_system_ != nullptr;
   }
 
-  // -- used by handler actors -------------------------------------------------
+private:
+  friend class detail::handler_actor;
 
   /// Registers a handler that outlived its function (awaits responses), so
-  /// that `stop()` can kill it after the deadline. No allocation.
+  /// that `stop()` can kill it after the deadline. No allocation. Called by
+  /// the handler actor only.
   void track_lingering(detail::handler_actor* h) noexcept;
 
   /// Unregisters it (its `on_exit` or destructor). Idempotent.
   void untrack_lingering(detail::handler_actor* h) noexcept;
 
-private:
   enum class state : uint8_t { created, running, stopping, stopped };
 
   explicit runtime(runtime_config cfg);

@@ -1,7 +1,7 @@
 # FindCAF.cmake -- locates CAF 0.17 as installed by Debian's libcaf-dev, which
 # ships headers and shared libraries but no CMake package.
 #
-# Components: core (default), io. Defines the imported targets CAF::core and
+# Components: core (default), io, openssl. Defines the imported targets CAF::core and
 # CAF::io, and CAF_FOUND / CAF_<component>_FOUND.
 find_path(CAF_INCLUDE_DIR caf/all.hpp)
 set(_mayfly_caf_components ${CAF_FIND_COMPONENTS})

@@ -59,8 +59,13 @@ result<udp_socket> udp_socket::open(const udp_address& local,
     return {errc::system_error, "setsockopt(SO_RXQ_OVFL) failed", errno};
   if (opts.gro)
     sock.gro_ = set_opt(fd, IPPROTO_UDP, UDP_GRO, 1);
-  if (::bind(fd, local.sockaddr_ptr(), local.size()) != 0)
-    return {errc::system_error, "bind() failed", errno};
+  if (::bind(fd, local.sockaddr_ptr(), local.size()) != 0) {
+    // The message names the address: "127.0.0.1:9000: bind() failed:
+    // Address already in use" (cold path: the string may allocate).
+    int err = errno;
+    return error_info{errc::system_error, "bind() failed", err,
+                      local.to_string()};
+  }
   return sock;
 }
 

@@ -35,24 +35,38 @@
 #include <mayfly/net/stats_page.hpp>
 #include <mayfly/runtime/config.hpp>
 
-// How this file uses cpp-httplib. Its `Server` parses requests, routes them
-// and writes responses; mayfly replaces two pieces of it, both through
-// extension points of its public header:
+// How this file uses cpp-httplib. Its `Server` accepts connections, parses
+// requests, routes them and writes responses; mayfly replaces what happens
+// to a connection between accept and parse, through two extension points of
+// its public header:
 //
-// - The task queue (`Server::new_task_queue`): httplib's `ThreadPool` queues
-//   without limit. `worker_pool` has a fixed number of threads and a bounded
-//   queue; a connection that finds it full is refused at once with 503 on
-//   the listener thread (non-blocking), so the listener never blocks.
-// - The connection loop (`process_and_close_socket`, virtual): httplib's
-//   own loop reads with a timeout *per read call*, so a client that sends a
-//   byte every few seconds, or an endless header block, holds a thread and
-//   memory for as long as it likes; and it notices a shutdown only between
-//   requests. mayfly's loop hands httplib a `connection` stream that enforces
-//   a deadline per request, a byte budget per request and an immediate stop
-//   (every wait also polls an eventfd that `close()` signals), then calls
-//   httplib's `process_request` for parsing, routing and writing.
+// - The task queue (`Server::new_task_queue`) and the connection loop
+//   (`process_and_close_socket`, virtual). httplib gives each connection a
+//   thread from accept to close and reads with a timeout *per read call*:
+//   a client sending a header byte a second holds a thread as long as it
+//   likes, and a handful of them deny every other client (issue 18). Here
+//   the accept loop only hands the socket to the `reception`: one thread
+//   that polls every connection waiting for a request head, without
+//   blocking, under a deadline and a byte budget per request, and bounds
+//   their number (`max_connections`, beyond: 503). Only a connection whose
+//   head is whole goes to a `worker_pool` thread, which calls httplib's
+//   `process_request` on it (a `connection` stream: the head from memory,
+//   writes with a deadline, every wait also polling an eventfd that
+//   `close()` signals) and gives a kept-alive connection back to the
+//   reception. So slow clients cost descriptors and bounded memory, never
+//   threads.
 //
 // Nothing else of httplib's internals is relied on.
+//
+// Why not libmicrohttpd (Debian's libmicrohttpd-dev), which is event-driven
+// by design: its MHD_OPTION_CONNECTION_TIMEOUT is an *inactivity* timeout
+// in whole seconds, so a client sending a byte a second is never cut; the
+// responses it writes itself (malformed requests, 413/414/431, the
+// connection limit, which it answers by closing) carry its own HTML bodies
+// and reach no counter of ours, so the endpoint's contract (JSON errors,
+// 503 with Retry-After, every response counted by status, bytes in and out)
+// would need as much code around it as the reception here. Reconsider if
+// its timeouts gain a per-request deadline.
 
 namespace mayfly {
 
@@ -109,23 +123,24 @@ struct http_counters {
   }
 };
 
+class reception;
+
 /// What the listener, the pool threads and the handlers share.
 struct core {
   runtime* rt = nullptr;
   stats_endpoint_limits limits;
-  /// Bound to a loopback address: requests must name an IP or localhost.
-  bool loopback = true;
+  /// Host names accepted besides IP literals and localhost (lower case,
+  /// no trailing dot).
+  std::vector<std::string> allowed_hosts;
   /// An eventfd, readable from `close()` on: every wait polls it.
   int stop_fd = -1;
   std::atomic<bool> stopping{false};
   http_counters counters;
+  /// Where connections wait for a request head (set before serving starts).
+  reception* rx = nullptr;
 };
 
 class connection;
-
-/// Set by `worker_pool` while it runs a job on the listener thread to refuse
-/// it (pool and queue full).
-thread_local bool t_refuse = false;
 
 /// The connection the calling pool thread serves (for handlers that want it
 /// closed after their response).
@@ -159,43 +174,55 @@ std::string host_of(const udp_address& a) {
   return ip;
 }
 
-bool is_loopback(const udp_address& a) {
-  if (a.family() == AF_INET) {
-    auto& in = reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr;
-    return (ntohl(in.s_addr) >> 24) == 127;
-  }
-  if (a.family() == AF_INET6) {
-    auto& in6
-      = reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr;
-    if (IN6_IS_ADDR_LOOPBACK(&in6))
-      return true;
-    return IN6_IS_ADDR_V4MAPPED(&in6) && in6.s6_addr[12] == 127;
-  }
-  return false;
+/// A host name lower-cased, without a trailing dot.
+std::string normalized_name(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
+    return static_cast<char>(std::tolower(c));
+  });
+  if (!name.empty() && name.back() == '.')
+    name.pop_back();
+  return name;
 }
 
-/// Whether a `Host` header may reach a loopback-bound endpoint: absent
-/// (HTTP/1.0), an IP literal, or localhost. A DNS-rebinding page must use a
-/// hostname of its own, which this refuses.
-bool host_allowed(const std::string& host) {
+/// Whether a `Host` value (one header, present) may reach the endpoint,
+/// whatever address it is bound to: an IP literal, `localhost`, or one of
+/// `allowed` (normalized). A DNS-rebinding page reaches the endpoint only
+/// through a name it controls, which this refuses; a browser that sends an
+/// IP literal treats it as the origin, so the same-origin policy already
+/// keeps other pages out. Wildcard binds included: a service bound to
+/// 0.0.0.0 is no less reachable from a local browser.
+bool host_allowed(const std::string& host,
+                  const std::vector<std::string>& allowed) {
   if (host.empty())
-    return true;
+    return false;
   if (host.front() == '[') {
     auto end = host.find(']');
     if (end == std::string::npos)
+      return false;
+    auto rest = host.substr(end + 1);
+    if (!rest.empty() && rest.front() != ':')
       return false;
     auto ip = host.substr(1, end - 1);
     in6_addr a6;
     return ::inet_pton(AF_INET6, ip.c_str(), &a6) == 1;
   }
-  auto name = host.substr(0, host.rfind(':'));
-  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) {
-    return static_cast<char>(std::tolower(c));
-  });
-  if (name == "localhost" || name == "localhost.")
+  auto name = normalized_name(host.substr(0, host.rfind(':')));
+  if (name == "localhost")
     return true;
   in_addr a4;
-  return ::inet_pton(AF_INET, name.c_str(), &a4) == 1;
+  if (::inet_pton(AF_INET, name.c_str(), &a4) == 1)
+    return true;
+  return std::find(allowed.begin(), allowed.end(), name) != allowed.end();
+}
+
+/// Whether `name` may be listed in `allowed_hosts`: a DNS name (letters,
+/// digits, '-', '.'; at most 253 characters).
+bool valid_host_name(const std::string& name) {
+  if (name.empty() || name.size() > 253)
+    return false;
+  return std::all_of(name.begin(), name.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-' || c == '.';
+  });
 }
 
 // -- responses ---------------------------------------------------------------------------
@@ -241,102 +268,38 @@ void set_json_error(httplib::Response& res, int status, json extra = {}) {
   res.set_content(dump(body), "application/json");
 }
 
-// -- worker_pool ---------------------------------------------------------------------------
-
-/// A fixed set of threads and a bounded queue of connections (see the
-/// comment at the top of this file).
-class worker_pool final : public httplib::TaskQueue {
-public:
-  worker_pool(size_t threads, size_t max_queued)
-    : max_queued_(max_queued), idle_(threads) {
-    // A thread counts as idle from the start, not from when it first waits:
-    // a connection arriving before the threads got scheduled is queued for
-    // them rather than refused.
-    threads_.reserve(threads);
-    for (size_t i = 0; i < threads; ++i)
-      threads_.emplace_back([this] { work(); });
-  }
-
-  ~worker_pool() override {
-    shutdown();
-  }
-
-  /// Called by the listener thread for each accepted connection; never
-  /// blocks. When every thread is busy and the queue is full, runs `fn`
-  /// right here with `t_refuse` set: the connection loop then only writes a
-  /// 503 (non-blocking) and closes.
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      if (!stopped_ && jobs_.size() < max_queued_ + idle_) {
-        jobs_.push_back(std::move(fn));
-        cv_.notify_one();
-        return;
-      }
-    }
-    t_refuse = true;
-    run(fn);
-    t_refuse = false;
-  }
-
-  /// Lets the threads finish the queue (each job ends quickly once the
-  /// endpoint is stopping), then joins them. Idempotent.
-  void shutdown() override {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      stopped_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_)
-      if (t.joinable())
-        t.join();
-  }
-
-private:
-  static void run(std::function<void()>& fn) noexcept {
-    try {
-      fn();
-    } catch (...) {
-      // httplib catches what handlers throw; this is the last line against
-      // std::bad_alloc out of the connection loop: drop the connection.
-    }
-  }
-
-  void work() {
-    pthread_setname_np(pthread_self(), "mayfly-http");
-    std::unique_lock<std::mutex> lock{mtx_};
-    for (;;) {
-      cv_.wait(lock, [this] { return stopped_ || !jobs_.empty(); });
-      if (jobs_.empty())
-        return; // stopped and drained
-      auto fn = std::move(jobs_.front());
-      jobs_.pop_front();
-      --idle_;
-      lock.unlock();
-      run(fn);
-      fn = nullptr;
-      lock.lock();
-      ++idle_;
-    }
-  }
-
-  size_t max_queued_;
-  std::vector<std::thread> threads_;
-  std::mutex mtx_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> jobs_; // mtx_
-  size_t idle_;                            // mtx_: threads not running a job
-  bool stopped_ = false;                   // mtx_
-};
-
 // -- connection ------------------------------------------------------------------------------
 
-/// One client connection as an httplib stream: buffered reads with a
-/// per-request deadline and byte budget, writes with a deadline, and every
-/// wait cut short by the endpoint's stop eventfd. Used by one pool thread.
+/// One client connection: its socket, the bytes received and not yet
+/// consumed, the current request's deadline and byte budget.
+///
+/// Two owners in turn, never at once (a `std::unique_ptr` is handed over):
+/// the reception thread while the connection waits for a whole request head
+/// (non-blocking reads, `receive()`), then a pool thread that lets httplib
+/// parse, route and answer it (this class is then httplib's stream:
+/// buffered reads, writes with a deadline, every wait cut short by the
+/// endpoint's stop eventfd). Closes its socket when destroyed.
 class connection final : public httplib::Stream {
 public:
-  connection(core& c, int fd) noexcept : core_(c), fd_(fd) {
+  /// What `receive()` found.
+  enum class progress {
+    waiting, ///< no whole head yet: poll again
+    ready,   ///< a pool thread can serve it (see `receive()`)
+    closed,  ///< nothing to serve: drop it
+  };
+
+  connection(core& c, int fd) noexcept
+    : core_(c),
+      fd_(fd),
+      budget_(c.limits.max_request_bytes),
+      idle_deadline_(now_ms() + c.limits.request_timeout_ms) {
+    core_.counters.live.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  ~connection() override {
+    if (fd_ >= 0)
+      ::close(fd_);
+    core_.counters.live.fetch_sub(1, std::memory_order_relaxed);
   }
 
   connection(const connection&) = delete;
@@ -344,8 +307,99 @@ public:
 
   using httplib::Stream::write;
 
+  int fd() const noexcept {
+    return fd_;
+  }
+
+  // -- reception side ---------------------------------------------------------
+
+  /// When the reception cuts the connection: `request_timeout_ms` after the
+  /// request's first byte; before any byte, the idle deadline (accept +
+  /// `request_timeout_ms`, or the last response + `keep_alive_timeout_ms`).
+  int64_t deadline() const noexcept {
+    return request_deadline_ != 0 ? request_deadline_ : idle_deadline_;
+  }
+
+  /// Whether a byte of the current request has arrived (a connection cut
+  /// before that merely idled out: not counted as a timeout).
+  bool started() const noexcept {
+    return request_deadline_ != 0;
+  }
+
+  /// Reads what the socket holds without blocking. `ready` once a whole
+  /// request head is buffered, and also when the byte budget is spent or the
+  /// client hung up after sending something: httplib then answers that
+  /// (400) or the connection closes, on a pool thread as any request.
+  /// Throws only std::bad_alloc (growing the buffer).
+  progress receive() {
+    for (;;) {
+      if (budget_ == 0)
+        return progress::ready;
+      char chunk[4096];
+      auto n = ::recv(fd_, chunk, std::min(sizeof(chunk), budget_),
+                      MSG_DONTWAIT);
+      if (n > 0) {
+        take(chunk, static_cast<size_t>(n));
+        if (has_head())
+          return progress::ready;
+        continue;
+      }
+      if (n == 0) {
+        read_eof_ = true;
+        return pos_ < in_.size() ? progress::ready : progress::closed;
+      }
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return progress::waiting;
+      read_failed_ = true;
+      return progress::closed;
+    }
+  }
+
+  /// Whether the buffer holds a whole request head: an empty line ends it
+  /// ("\n\n" or "\n\r\n": httplib also accepts bare LF line ends). Scans
+  /// each byte about once.
+  bool has_head() noexcept {
+    size_t i = std::max(scanned_, pos_);
+    for (; i + 1 < in_.size(); ++i) {
+      if (in_[i] != '\n')
+        continue;
+      if (in_[i + 1] == '\n')
+        return true;
+      if (in_[i + 1] == '\r' && i + 2 < in_.size() && in_[i + 2] == '\n')
+        return true;
+    }
+    scanned_ = in_.size() >= 2 ? in_.size() - 2 : 0;
+    return false;
+  }
+
+  // -- pool thread side -------------------------------------------------------
+
+  /// Requests answered on this connection so far.
+  uint32_t served() const noexcept {
+    return served_;
+  }
+
+  /// After a response: drops what the request consumed; what the client
+  /// already sent of the next one stays. Budget and deadlines start afresh.
+  void next_request() noexcept {
+    in_.erase(0, pos_);
+    pos_ = 0;
+    scanned_ = 0;
+    ++served_;
+    auto& lim = core_.limits;
+    budget_ = in_.size() < lim.max_request_bytes
+                ? lim.max_request_bytes - in_.size()
+                : 0;
+    write_deadline_ = 0;
+    auto now = now_ms();
+    idle_deadline_ = now + lim.keep_alive_timeout_ms;
+    request_deadline_ = in_.empty() ? 0 : now + lim.request_timeout_ms;
+  }
+
   bool is_readable() const override {
-    return pos_ < len_ || wait(POLLIN, read_deadline_) > 0;
+    return pos_ < in_.size() || (!read_eof_ && wait(POLLIN, deadline()) > 0);
   }
 
   bool is_writable() const override {
@@ -353,10 +407,10 @@ public:
   }
 
   ssize_t read(char* ptr, size_t size) override {
-    if (pos_ == len_ && !fill())
+    if (pos_ == in_.size() && !fill())
       return read_eof_ ? 0 : -1;
-    auto n = std::min(size, len_ - pos_);
-    std::memcpy(ptr, buf_ + pos_, n);
+    auto n = std::min(size, in_.size() - pos_);
+    std::memcpy(ptr, in_.data() + pos_, n);
     pos_ += n;
     return static_cast<ssize_t>(n);
   }
@@ -410,19 +464,6 @@ public:
     return fd_;
   }
 
-  /// Waits up to `timeout_ms` for the next request to start (or for the
-  /// client to hang up, which the read then reports).
-  bool wait_for_request(int64_t timeout_ms) const {
-    return pos_ < len_ || wait(POLLIN, now_ms() + timeout_ms) > 0;
-  }
-
-  /// Fresh deadlines and budget for the request that starts now.
-  void begin_request() noexcept {
-    read_deadline_ = now_ms() + core_.limits.request_timeout_ms;
-    write_deadline_ = 0;
-    budget_ = core_.limits.max_request_bytes;
-  }
-
   /// The response being built is the last on this connection.
   void close_after() noexcept {
     close_after_ = true;
@@ -441,8 +482,9 @@ public:
     ::shutdown(fd_, SHUT_WR);
     auto deadline = now_ms() + 200;
     size_t left = 64 * 1024;
+    char sink[4096];
     while (left > 0 && wait(POLLIN, deadline) > 0) {
-      auto n = ::recv(fd_, buf_, std::min(sizeof(buf_), left), MSG_DONTWAIT);
+      auto n = ::recv(fd_, sink, std::min(sizeof(sink), left), MSG_DONTWAIT);
       if (n <= 0 && !(n < 0 && errno == EINTR))
         break;
       if (n > 0)
@@ -453,6 +495,20 @@ public:
   }
 
 private:
+  /// Appends received bytes; the request's deadline starts at its first.
+  void take(const char* bytes, size_t n) {
+    if (request_deadline_ == 0)
+      request_deadline_ = now_ms() + core_.limits.request_timeout_ms;
+    if (pos_ == in_.size()) { // all consumed: reuse the buffer from its start
+      in_.clear();
+      pos_ = 0;
+      scanned_ = 0;
+    }
+    in_.append(bytes, n);
+    budget_ -= n;
+    core_.counters.add(bytes_in, static_cast<int64_t>(n));
+  }
+
   /// Counts a response when httplib writes its status line (it writes the
   /// line and the headers in one call, the body in others): before the
   /// client can see the response, so a client reading the statistics next
@@ -478,8 +534,9 @@ private:
       close_after_ = true;
   }
 
-  /// Refills the buffer; false on EOF (read_eof_), error, deadline, budget
-  /// or stop (read_failed_).
+  /// Blocking refill on a pool thread (httplib reading past what the
+  /// reception gathered: a body); false on EOF (read_eof_), error,
+  /// deadline, budget or stop (read_failed_).
   bool fill() {
     if (read_failed_ || read_eof_)
       return false;
@@ -489,19 +546,18 @@ private:
       return false;
     }
     for (;;) {
-      auto w = wait(POLLIN, read_deadline_);
+      auto w = wait(POLLIN, deadline());
       if (w <= 0) {
         if (w == 0)
           core_.counters.add(timeouts);
         read_failed_ = true;
         return false;
       }
-      auto n = ::recv(fd_, buf_, std::min(sizeof(buf_), budget_), MSG_DONTWAIT);
+      char chunk[4096];
+      auto n = ::recv(fd_, chunk, std::min(sizeof(chunk), budget_),
+                      MSG_DONTWAIT);
       if (n > 0) {
-        budget_ -= static_cast<size_t>(n);
-        core_.counters.add(bytes_in, n);
-        pos_ = 0;
-        len_ = static_cast<size_t>(n);
+        take(chunk, static_cast<size_t>(n));
         return true;
       }
       if (n == 0) {
@@ -539,21 +595,271 @@ private:
 
   core& core_;
   int fd_;
-  char buf_[4096];
-  size_t pos_ = 0;
-  size_t len_ = 0;
-  size_t budget_ = 0;
-  int64_t read_deadline_ = 0;
-  int64_t write_deadline_ = 0; // 0: no response started
+  std::string in_;      ///< received, from pos_ on not yet consumed
+  size_t pos_ = 0;      ///< consumed by httplib
+  size_t scanned_ = 0;  ///< has_head() looked at in_ before this
+  size_t budget_;       ///< bytes the current request may still bring
+  int64_t idle_deadline_;
+  int64_t request_deadline_ = 0; ///< 0: no byte of the request yet
+  int64_t write_deadline_ = 0;   ///< 0: no response started
+  uint32_t served_ = 0;
   bool read_failed_ = false;
   bool read_eof_ = false;
   bool write_failed_ = false;
   bool close_after_ = false;
 };
 
+using connection_ptr = std::unique_ptr<connection>;
+
+/// 503 without reading the request, without blocking (a full socket buffer
+/// just loses it: the client sees the connection closed). The caller
+/// closes the socket.
+void refuse(core& c, int sock) noexcept {
+  static constexpr char kBusy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                  "Content-Type: application/json\r\n"
+                                  "Content-Length: 16\r\n"
+                                  "Retry-After: 1\r\n"
+                                  "Cache-Control: no-store\r\n"
+                                  "Connection: close\r\n"
+                                  "\r\n"
+                                  "{\"error\":\"busy\"}";
+  auto n = ::send(sock, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  c.counters.add(rejected);
+  c.counters.count_status(503);
+  if (n > 0)
+    c.counters.add(bytes_out, n);
+  ::shutdown(sock, SHUT_WR);
+}
+
+// -- worker_pool ---------------------------------------------------------------------------
+
+/// A fixed set of threads and a bounded queue of connections whose request
+/// head is complete: a pool thread never waits for a client to send one.
+class worker_pool {
+public:
+  using serve_fn = std::function<void(connection_ptr)>;
+
+  worker_pool(size_t threads, size_t max_queued, serve_fn serve)
+    : max_queued_(max_queued), idle_(threads), serve_(std::move(serve)) {
+    // A thread counts as idle from the start, not from when it first waits:
+    // a connection arriving before the threads got scheduled is queued for
+    // them rather than refused.
+    threads_.reserve(threads);
+    for (size_t i = 0; i < threads; ++i)
+      threads_.emplace_back([this] { work(); });
+  }
+
+  ~worker_pool() {
+    shutdown();
+  }
+
+  /// Queues `conn` for a pool thread; never blocks. False (and `conn` left
+  /// with the caller) when every thread is busy and the queue is full, or
+  /// after shutdown.
+  bool submit(connection_ptr& conn) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopped_ || jobs_.size() >= max_queued_ + idle_)
+        return false;
+      jobs_.push_back(std::move(conn));
+    }
+    cv_.notify_one();
+    return true;
+  }
+
+  /// Lets the threads finish the queue (each job ends quickly once the
+  /// endpoint is stopping), then joins them. Idempotent.
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopped_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_)
+      if (t.joinable())
+        t.join();
+  }
+
+private:
+  void work() {
+    pthread_setname_np(pthread_self(), "mayfly-http");
+    std::unique_lock<std::mutex> lock{mtx_};
+    for (;;) {
+      cv_.wait(lock, [this] { return stopped_ || !jobs_.empty(); });
+      if (jobs_.empty())
+        return; // stopped and drained
+      auto conn = std::move(jobs_.front());
+      jobs_.pop_front();
+      --idle_;
+      lock.unlock();
+      try {
+        serve_(std::move(conn));
+      } catch (...) {
+        // httplib catches what handlers throw; this is the last line
+        // against std::bad_alloc: the connection is dropped.
+      }
+      lock.lock();
+      ++idle_;
+    }
+  }
+
+  size_t max_queued_;
+  std::vector<std::thread> threads_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::deque<connection_ptr> jobs_; // mtx_
+  size_t idle_;                     // mtx_: threads not serving
+  bool stopped_ = false;            // mtx_
+  serve_fn serve_;
+};
+
+// -- reception -----------------------------------------------------------------------------
+
+/// One thread that holds every connection waiting for a request head (new
+/// ones from the listener, kept-alive ones from the pool threads), reads
+/// them without blocking in one `poll` loop, cuts those past their deadline
+/// and hands each whole head to `on_ready`. So a slow client costs a
+/// descriptor and at most `max_request_bytes` of buffer, never a thread;
+/// `max_connections` bounds how many there are.
+class reception {
+public:
+  using ready_fn = std::function<void(connection_ptr)>;
+
+  reception(core& c, ready_fn on_ready)
+    : core_(c), on_ready_(std::move(on_ready)) {
+  }
+
+  ~reception() {
+    stop();
+    if (wake_fd_ >= 0)
+      ::close(wake_fd_);
+  }
+
+  /// Starts the thread; false if no eventfd is available (errno set).
+  bool start() {
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0)
+      return false;
+    thread_ = std::thread{[this] { run(); }};
+    return true;
+  }
+
+  /// Takes `conn` to wait for its next request; any thread, never blocks.
+  /// After `stop()`, leaves it with the caller (who drops it).
+  bool admit(connection_ptr& conn) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopped_)
+        return false;
+      inbox_.push_back(std::move(conn));
+    }
+    uint64_t one = 1;
+    [[maybe_unused]] auto rc = ::write(wake_fd_, &one, sizeof(one));
+    return true;
+  }
+
+  /// Joins the thread (which ends once the stop eventfd is signalled) and
+  /// closes every waiting connection. Idempotent.
+  void stop() {
+    std::vector<connection_ptr> dropped;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopped_ = true;
+      dropped.swap(inbox_);
+    }
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+private:
+  void run() noexcept {
+    pthread_setname_np(pthread_self(), "mayfly-http-rx");
+    std::vector<connection_ptr> waiting;
+    std::vector<pollfd> fds;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        for (auto& c : inbox_)
+          waiting.push_back(std::move(c));
+        inbox_.clear();
+      }
+      fds.clear();
+      fds.push_back({core_.stop_fd, POLLIN, 0});
+      fds.push_back({wake_fd_, POLLIN, 0});
+      int64_t next = INT64_MAX;
+      for (auto& c : waiting) {
+        fds.push_back({c->fd(), POLLIN, 0});
+        next = std::min(next, c->deadline());
+      }
+      int timeout = -1;
+      if (next != INT64_MAX)
+        timeout = static_cast<int>(
+          std::clamp<int64_t>(next - now_ms(), 0, INT_MAX));
+      auto rc = ::poll(fds.data(), fds.size(), timeout);
+      if (rc < 0 && errno != EINTR)
+        break; // cannot happen with valid arguments; stop() still joins
+      if (fds[0].revents != 0)
+        break;
+      if (fds[1].revents != 0) {
+        uint64_t n;
+        [[maybe_unused]] auto r = ::read(wake_fd_, &n, sizeof(n));
+      }
+      auto now = now_ms();
+      for (size_t i = 0; i < waiting.size(); ++i) {
+        auto& c = waiting[i];
+        auto p = connection::progress::waiting;
+        if (rc > 0 && fds[i + 2].revents != 0) {
+          try {
+            p = c->receive();
+          } catch (...) {
+            p = connection::progress::closed; // no memory: drop this one
+          }
+        }
+        if (p == connection::progress::waiting && now >= c->deadline()) {
+          if (c->started())
+            core_.counters.add(timeouts);
+          p = connection::progress::closed;
+        }
+        if (p == connection::progress::ready)
+          on_ready_(std::move(c));
+        else if (p == connection::progress::closed)
+          c.reset();
+      }
+      waiting.erase(std::remove(waiting.begin(), waiting.end(), nullptr),
+                    waiting.end());
+    }
+    // Stopping: `waiting` closes its connections on the way out.
+  }
+
+  core& core_;
+  ready_fn on_ready_;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::mutex mtx_;
+  std::vector<connection_ptr> inbox_; // mtx_
+  bool stopped_ = false;              // mtx_
+};
+
+/// httplib's task queue, replaced by one that runs each accepted
+/// connection's job right away on the listener thread: the job only hands
+/// the socket to the reception (`http_server::process_and_close_socket`).
+class inline_queue final : public httplib::TaskQueue {
+public:
+  void enqueue(std::function<void()> fn) override {
+    try {
+      fn();
+    } catch (...) {
+      // process_and_close_socket closes the socket itself on failure.
+    }
+  }
+
+  void shutdown() override {
+  }
+};
+
 // -- http_server -----------------------------------------------------------------------------
 
-/// httplib's server with mayfly's connection loop (see top of file).
+/// httplib's server with mayfly's connection handling (see top of file).
 class http_server final : public httplib::Server {
 public:
   explicit http_server(core& c) noexcept : core_(c) {
@@ -570,66 +876,64 @@ public:
     svr_sock_.store(INVALID_SOCKET);
   }
 
+  /// Serves the requests `conn` holds whole, on a pool thread; gives the
+  /// connection back to the reception to wait for the next one, or closes
+  /// it.
+  void serve(connection_ptr conn) {
+    auto& lim = core_.limits;
+    for (;;) {
+      if (core_.stopping.load(std::memory_order_acquire))
+        return;
+      bool last = conn->served() + 1 >= lim.keep_alive_max;
+      bool closed = false;
+      bool ok = false;
+      t_connection = conn.get();
+      try {
+        ok = process_request(*conn, last, closed, nullptr);
+      } catch (...) {
+        ok = false; // bad_alloc inside httplib: drop the connection
+      }
+      t_connection = nullptr;
+      if (!ok || closed || last || conn->done()) {
+        conn->linger_and_close();
+        return;
+      }
+      conn->next_request();
+      if (!conn->has_head()) {
+        core_.rx->admit(conn); // after stop(), conn closes here
+        return;
+      }
+    }
+  }
+
 private:
-  // Called by httplib for each accepted connection, on a pool thread (or on
-  // the listener thread with t_refuse set, see worker_pool::enqueue).
+  // Called by httplib's accept loop for each accepted connection, on the
+  // listener thread (inline_queue): admits it to the reception or refuses it.
   bool process_and_close_socket(socket_t sock) override {
     auto& counters = core_.counters;
     counters.add(connections);
     ::fcntl(sock, F_SETFD, FD_CLOEXEC);
-    if (t_refuse || core_.stopping.load(std::memory_order_acquire)) {
-      if (t_refuse)
-        refuse(sock);
+    if (core_.stopping.load(std::memory_order_acquire)) {
+      ::close(sock);
+      return true;
+    }
+    if (counters.live.load(std::memory_order_relaxed)
+        >= static_cast<int64_t>(core_.limits.max_connections)) {
+      refuse(core_, sock);
       ::close(sock);
       return true;
     }
     int one = 1;
     ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    counters.live.fetch_add(1, std::memory_order_relaxed);
-    connection conn{core_, sock};
-    t_connection = &conn;
-    auto& lim = core_.limits;
-    for (uint32_t n = 0; n < lim.keep_alive_max; ++n) {
-      auto idle = n == 0 ? lim.request_timeout_ms : lim.keep_alive_timeout_ms;
-      if (core_.stopping.load(std::memory_order_acquire)
-          || !conn.wait_for_request(idle))
-        break;
-      conn.begin_request();
-      bool closed = false;
-      bool ok = false;
-      try {
-        ok = process_request(conn, n + 1 == lim.keep_alive_max, closed,
-                             nullptr);
-      } catch (...) {
-        ok = false; // bad_alloc inside httplib: drop the connection
-      }
-      if (!ok || closed || conn.done())
-        break;
+    connection_ptr conn;
+    try {
+      conn = std::make_unique<connection>(core_, sock);
+    } catch (...) {
+      ::close(sock); // no memory for it
+      return true;
     }
-    t_connection = nullptr;
-    conn.linger_and_close();
-    counters.live.fetch_sub(1, std::memory_order_relaxed);
+    core_.rx->admit(conn); // after stop(), conn closes here
     return true;
-  }
-
-  /// 503 without reading the request, without blocking (a full socket
-  /// buffer just loses it: the client sees the connection closed).
-  void refuse(int sock) noexcept {
-    static constexpr char kBusy[]
-      = "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Type: application/json\r\n"
-        "Content-Length: 16\r\n"
-        "Retry-After: 1\r\n"
-        "Cache-Control: no-store\r\n"
-        "Connection: close\r\n"
-        "\r\n"
-        "{\"error\":\"busy\"}";
-    auto n = ::send(sock, kBusy, sizeof(kBusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    core_.counters.add(rejected);
-    core_.counters.count_status(503);
-    if (n > 0)
-      core_.counters.add(bytes_out, n);
-    ::shutdown(sock, SHUT_WR);
   }
 
   core& core_;
@@ -654,9 +958,23 @@ void listener_options(socket_t sock) {
 
 struct stats_endpoint::state {
   explicit state(runtime& rt, const stats_endpoint_limits& limits)
-    : server(shared) {
+    : server(shared),
+      rx(shared,
+         [this](connection_ptr conn) {
+           // On the reception thread: a whole head for a pool thread, or
+           // 503 when every thread is busy and the queue is full.
+           if (!pool.submit(conn)) {
+             refuse(shared, conn->fd());
+             conn.reset();
+           }
+         }),
+      pool(limits.threads, limits.max_queued,
+           [this](connection_ptr conn) { server.serve(std::move(conn)); }) {
     shared.rt = &rt;
     shared.limits = limits;
+    for (auto& name : limits.allowed_hosts)
+      shared.allowed_hosts.push_back(normalized_name(name));
+    shared.rx = &rx;
   }
 
   ~state() {
@@ -671,6 +989,10 @@ struct stats_endpoint::state {
 
   core shared;
   http_server server;
+  // Stopped in this order by stop(), and destroyed in reverse: the pool
+  // threads give connections back to the reception.
+  reception rx;
+  worker_pool pool;
   std::string host;
   int port = 0;
   std::thread listener;
@@ -703,12 +1025,10 @@ void stats_endpoint::state::configure() {
   s.set_payload_max_length(lim.max_request_bytes);
   s.set_default_headers({{"Cache-Control", "no-store"},
                          {"X-Content-Type-Options", "nosniff"}});
-  s.new_task_queue = [c]() -> httplib::TaskQueue* {
+  s.new_task_queue = []() -> httplib::TaskQueue* {
     // httplib takes ownership of the raw pointer (its API) and deletes it
     // after shutdown().
-    return std::make_unique<worker_pool>(c->limits.threads,
-                                         c->limits.max_queued)
-      .release();
+    return std::make_unique<inline_queue>().release();
   };
   s.set_pre_routing_handler(
     [c](const httplib::Request& req, httplib::Response& res) {
@@ -719,9 +1039,20 @@ void stats_endpoint::state::configure() {
                       || req.get_header_value<uint64_t>("Content-Length") > 0;
       if (has_body && t_connection != nullptr)
         t_connection->close_after();
-      if (c->loopback && !host_allowed(req.get_header_value("Host"))) {
-        set_json_error(res, 403, {{"reason", "Host must be an IP address or "
-                                             "localhost (DNS rebinding)"}});
+      // Host: exactly one on HTTP/1.1 (RFC 9112, 3.2), at most one on
+      // HTTP/1.0, and a name this endpoint answers to (DNS rebinding).
+      auto hosts = req.get_header_value_count("Host");
+      if (hosts > 1 || (hosts == 0 && req.version != "HTTP/1.0")) {
+        set_json_error(res, 400,
+                       {{"reason", hosts > 1 ? "more than one Host header"
+                                             : "no Host header"}});
+        return hr::Handled;
+      }
+      if (hosts == 1
+          && !host_allowed(req.get_header_value("Host"), c->allowed_hosts)) {
+        set_json_error(res, 403, {{"reason", "Host must be an IP address, "
+                                             "localhost or an allowed name "
+                                             "(DNS rebinding)"}});
         return hr::Handled;
       }
       if (req.method != "GET" && req.method != "HEAD") {
@@ -837,6 +1168,10 @@ void stats_endpoint::state::stop() noexcept {
   }
   if (listener.joinable())
     listener.join();
+  // No new connection from here; the reception closes those waiting, the
+  // pool threads finish theirs (every wait ends on the stop eventfd).
+  rx.stop();
+  pool.shutdown();
   std::lock_guard<std::mutex> guard{mtx};
   if (listen_fd >= 0)
     ::close(listen_fd);
@@ -858,6 +1193,8 @@ result<bool> check_limits(const stats_endpoint_limits& l) {
     return bad("threads");
   if (l.max_queued > 1024)
     return bad("max_queued");
+  if (l.max_connections < 1 || l.max_connections > 4096)
+    return bad("max_connections");
   if (l.request_timeout_ms == 0)
     return bad("request_timeout_ms");
   if (l.keep_alive_timeout_ms == 0)
@@ -866,6 +1203,12 @@ result<bool> check_limits(const stats_endpoint_limits& l) {
     return bad("keep_alive_max");
   if (l.max_request_bytes < 1024 || l.max_request_bytes > (1u << 20))
     return bad("max_request_bytes");
+  if (l.allowed_hosts.size() > 64)
+    return bad("allowed_hosts");
+  for (auto& name : l.allowed_hosts)
+    if (!valid_host_name(name))
+      return error_info{errc::invalid_config, "not a host name", 0,
+                        "stats.allowed_hosts"};
   return true;
 }
 
@@ -880,17 +1223,30 @@ result<stats_config> parse_stats_config(const nlohmann::json& doc,
   config_reader r{section, "stats"};
   std::string address;
   auto& l = cfg.limits;
-  r.only({"address", "threads", "max_queued", "request_timeout_ms",
-          "keep_alive_timeout_ms", "keep_alive_max", "max_request_bytes"})
+  r.only({"address", "threads", "max_queued", "max_connections",
+          "request_timeout_ms", "keep_alive_timeout_ms", "keep_alive_max",
+          "max_request_bytes", "allowed_hosts"})
     .read("address", address)
     .read("threads", l.threads)
     .read("max_queued", l.max_queued)
+    .read("max_connections", l.max_connections)
     .read("request_timeout_ms", l.request_timeout_ms)
     .read("keep_alive_timeout_ms", l.keep_alive_timeout_ms)
     .read("keep_alive_max", l.keep_alive_max)
     .read("max_request_bytes", l.max_request_bytes);
   if (!r.ok())
     return r.error();
+  if (section.contains("allowed_hosts")) {
+    const auto& names = section["allowed_hosts"];
+    bool strings = names.is_array();
+    for (size_t i = 0; strings && i < names.size(); ++i)
+      strings = names[i].is_string();
+    if (!strings) {
+      r.fail("allowed_hosts", "expected an array of host names");
+      return r.error();
+    }
+    l.allowed_hosts = names.get<std::vector<std::string>>();
+  }
   if (auto ok = check_limits(l); !ok)
     return ok.error();
   if (!address.empty()) {
@@ -950,7 +1306,11 @@ result<stats_endpoint*> stats_endpoint::open(runtime& rt,
   ep->local_ = udp_address{reinterpret_cast<sockaddr*>(&ss), len};
   st.host = host_of(ep->local_);
   st.port = ep->local_.port();
-  st.shared.loopback = is_loopback(ep->local_);
+  if (!st.rx.start()) {
+    error_info err{errc::system_error, "eventfd failed", errno,
+                   address.to_string()};
+    return err;
+  }
   st.listener = std::thread{[s = &st] { s->run(); }};
   auto* ptr = ep.get();
   rt.attach(std::move(ep));
@@ -985,6 +1345,7 @@ nlohmann::json stats_endpoint::stats() const {
   return {
     {"address", local_.to_string()},
     {"threads", state_->shared.limits.threads},
+    {"max_connections", state_->shared.limits.max_connections},
     {"connections", c.get(connections)},
     {"connections_live", c.live.load(std::memory_order_relaxed)},
     {"rejected", c.get(rejected)},

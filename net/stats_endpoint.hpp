@@ -26,24 +26,34 @@
 /// **Binding.** `address` is a plain IP:port (a `udp_address` reused as a
 /// socket address); port 0 picks a free port, `local_address()` returns the
 /// real one. Bind to loopback (127.0.0.1 or [::1]) unless the figures may be
-/// read by anyone who can reach the port: there is no authentication. Bound
-/// to loopback, requests whose `Host` is neither an IP literal nor
-/// `localhost` get 403, which defeats DNS rebinding (a web page in a local
-/// browser reading the endpoint through a hostname it controls).
+/// read by anyone who can reach the port: there is no authentication.
 ///
-/// **Threads.** One listener thread accepts connections; a pool of
-/// `limits.threads` threads serves them (cpp-httplib's server with mayfly's
-/// own connection loop; see stats_endpoint.cpp). Each request calls
-/// `runtime::collect_stats()` on a pool thread, never on the datagram path.
+/// **Host.** On every bind (loopback, a wildcard such as 0.0.0.0 or [::],
+/// or any other address) a request's `Host` must be an IP literal,
+/// `localhost` or one of `limits.allowed_hosts`, else 403: this defeats DNS
+/// rebinding (a web page in a local browser reading the endpoint through a
+/// hostname it controls). More than one `Host` header, or none on HTTP/1.1,
+/// gets 400 (RFC 9112, 3.2); HTTP/1.0 may omit it.
 ///
-/// **Bounded.** Connections beyond the pool and `limits.max_queued` waiting
-/// get an immediate 503. A request must arrive whole within
-/// `request_timeout_ms` and hold at most `max_request_bytes`; a response
-/// must be written within `request_timeout_ms`; an idle connection is closed
-/// after `keep_alive_timeout_ms` or `keep_alive_max` requests. So a slow or
-/// hostile client holds one pool thread for a bounded time and memory, and
-/// never stalls the others. Malformed requests get 400, 413, 414 or a
-/// closed connection; none can crash the process.
+/// **Threads.** One listener thread accepts connections; one reception
+/// thread holds every connection waiting for a request head and reads them
+/// without blocking; a pool of `limits.threads` threads answers requests
+/// whose head arrived whole (cpp-httplib's parser and router; see
+/// stats_endpoint.cpp). Each request calls `runtime::collect_stats()` on a
+/// pool thread, never on the datagram path.
+///
+/// **Bounded.** At most `limits.max_connections` connections are open;
+/// beyond, and when every pool thread is busy with `limits.max_queued`
+/// whole requests waiting, an immediate 503. A request must arrive whole
+/// within `request_timeout_ms` of its first byte (or, for a connection's
+/// first request, of the accept plus that) and hold at most
+/// `max_request_bytes`; a response must be written within
+/// `request_timeout_ms`; an idle connection is closed after
+/// `keep_alive_timeout_ms` or `keep_alive_max` requests. A slow client
+/// (one header byte a second, say) costs a descriptor and bounded memory,
+/// never a pool thread, until its deadline cuts it: others are answered
+/// meanwhile. Malformed requests get 400, 413, 414 or a closed connection;
+/// none can crash the process.
 ///
 /// **Lifetime.** `open` starts serving and attaches the endpoint to the
 /// runtime, which owns it. It keeps serving through `stop_receiving()`, so
@@ -56,6 +66,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -72,8 +83,13 @@ class runtime;
 struct stats_endpoint_limits {
   /// Pool threads: connections served at once (1..64).
   uint32_t threads = 4;
-  /// Accepted connections waiting for a pool thread; beyond, 503 (0..1024).
+  /// Connections with a whole request waiting for a pool thread; beyond,
+  /// 503 (0..1024).
   uint32_t max_queued = 16;
+  /// Open connections, served or waiting for a request (1..4096); beyond,
+  /// 503. Each costs a descriptor and at most `max_request_bytes` of buffer,
+  /// never a thread.
+  uint32_t max_connections = 256;
   /// A request (line, headers, body) must arrive within this time, counted
   /// from its first byte; a response must be written within it (ms, >0).
   uint32_t request_timeout_ms = 5000;
@@ -83,14 +99,20 @@ struct stats_endpoint_limits {
   uint32_t keep_alive_max = 100;
   /// Largest request (line, headers and body) in bytes (1024..1 MiB).
   uint32_t max_request_bytes = 16384;
+  /// Host names a request's `Host` header may carry besides IP literals and
+  /// `localhost` (at most 64; letters, digits, '-' and '.'; compared without
+  /// case and trailing dot). Any other name gets 403, whatever the bind
+  /// address: DNS rebinding (see file comment).
+  std::vector<std::string> allowed_hosts;
 };
 
 /// The `stats` section of a configuration document:
 ///
 /// ```json
 /// "stats": { "address": "127.0.0.1:9100", "threads": 4, "max_queued": 16,
-///            "request_timeout_ms": 5000, "keep_alive_timeout_ms": 2000,
-///            "keep_alive_max": 100, "max_request_bytes": 16384 }
+///            "max_connections": 256, "request_timeout_ms": 5000,
+///            "keep_alive_timeout_ms": 2000, "keep_alive_max": 100,
+///            "max_request_bytes": 16384, "allowed_hosts": ["stats.lan"] }
 /// ```
 ///
 /// `address` absent: no stats endpoint (the examples' --stats flag and

@@ -498,7 +498,7 @@ void io_loop::idle(bool short_wait) noexcept {
   int read_fd = uring_ ? uring_->fd() : sock_.fd();
   if (cfg_.busy_poll_us > 0 && want_read && !blocked_) {
     // Spin on the socket for a while: a cross-core wake-up costs more than
-    // the datagram (shared/FACTS.md: ~25 us in a VM).
+    // the datagram (docs/facts.md: ~25 us in a VM).
     auto until = now_ns() + int64_t{cfg_.busy_poll_us} * 1000;
     pollfd p{read_fd, POLLIN, 0};
     while (now_ns() < until) {

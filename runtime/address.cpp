@@ -17,19 +17,29 @@ udp_address::udp_address(const sockaddr* sa, socklen_t len) noexcept
     std::memcpy(&storage_.v6, sa, sizeof(sockaddr_in6));
 }
 
+namespace {
+
+// The error for `text`, naming it: "'abc': not a numeric ... address".
+error_info bad_address(std::string_view text, const char* what) {
+  return {errc::invalid_address, what, 0,
+          "'" + std::string{text} + "'"};
+}
+
+} // namespace
+
 result<udp_address> udp_address::parse(std::string_view text,
-                                       int default_port) noexcept {
+                                       int default_port) {
   std::string_view host = text;
   std::string_view port_text;
   if (!text.empty() && text.front() == '[') {
     auto close = text.find(']');
     if (close == std::string_view::npos)
-      return {errc::invalid_address, "missing ']' in IPv6 address"};
+      return bad_address(text, "missing ']' in IPv6 address");
     host = text.substr(1, close - 1);
     auto rest = text.substr(close + 1);
     if (!rest.empty()) {
       if (rest.front() != ':')
-        return {errc::invalid_address, "expected ':' after ']'"};
+        return bad_address(text, "expected ':' after ']'");
       port_text = rest.substr(1);
     }
   } else if (auto colon = text.rfind(':'); colon != std::string_view::npos
@@ -45,12 +55,12 @@ result<udp_address> udp_address::parse(std::string_view text,
                                      value);
     if (ec != std::errc{} || end != port_text.data() + port_text.size()
         || port_text.empty() || value > 65535)
-      return {errc::invalid_address, "port must be a number in 0..65535"};
+      return bad_address(text, "port must be a number in 0..65535");
     port = static_cast<int>(value);
   }
   char buf[INET6_ADDRSTRLEN + 1];
   if (host.size() >= sizeof(buf))
-    return {errc::invalid_address, "address too long"};
+    return bad_address(text, "address too long");
   std::memcpy(buf, host.data(), host.size());
   buf[host.size()] = '\0';
   udp_address result;
@@ -64,7 +74,7 @@ result<udp_address> udp_address::parse(std::string_view text,
     result.storage_.v6.sin6_port = htons(static_cast<uint16_t>(port));
     return result;
   }
-  return {errc::invalid_address, "not a numeric IPv4 or IPv6 address"};
+  return bad_address(text, "not a numeric IPv4 or IPv6 address");
 }
 
 std::string udp_address::to_string() const {

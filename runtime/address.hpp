@@ -32,9 +32,12 @@ public:
   udp_address(const sockaddr* sa, socklen_t len) noexcept;
 
   /// Parses "1.2.3.4:port", "[::1]:port" or, with `default_port`, a bare
-  /// address. Numeric only: no name lookup.
+  /// address. Numeric only: no name lookup. The port is digits only, at
+  /// most 65535. An error names the text (`subject` is `'text'`), e.g.
+  /// "'abc': not a numeric IPv4 or IPv6 address". Cold path: an error
+  /// allocates.
   static result<udp_address> parse(std::string_view text,
-                                   int default_port = -1) noexcept;
+                                   int default_port = -1);
 
   /// "127.0.0.1:9000" or "[::1]:9000". Allocates (cold path).
   std::string to_string() const;

@@ -107,7 +107,7 @@ struct arena_pool_config {
   /// Most bytes one arena may hand out before allocation fails.
   size_t max_arena_bytes = size_t{1} << 20;
   bool huge_pages = true;
-  bool prefault = true;
+  bool prefault = false;
 };
 
 /// Preallocated arena blocks. See file comment. Thread-safe.

@@ -182,7 +182,7 @@ struct buffer_pools_config {
   size_t jumbo_slot_size = 65536;
   uint32_t jumbo_capacity = 128;
   bool huge_pages = true;
-  bool prefault = true;
+  bool prefault = false;
 };
 
 /// The size classes of the runtime: standard, jumbo, dedicated. See file

@@ -11,8 +11,24 @@
 /// Cost: a `std::variant`; the message is a `const char*` to a string with
 /// static storage duration, so making an error on a hot path never
 /// allocates (only cold paths such as configuration set `subject`).
+///
+/// Reading the value of a result that holds an error (`*r`, `r->`,
+/// `r.value()`) is a bug in the caller: it prints the error's message
+/// (`mayfly: used the value of a failed result: ...`) and aborts. Check
+/// with `if (!r)` first and print `r.error().message()`, which names what
+/// the error is about and, for a failed system call, the errno text.
+///
+/// When `T` is a pointer (`udp_endpoint*`, `std::unique_ptr<runtime>`),
+/// `r->` reaches the object pointed to: `ep->local_address()`,
+/// `made->start()`. `*r` and `r.value()` still give the pointer itself
+/// (`made.value().reset()` destroys the runtime).
 
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <string>
+#include <system_error>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -33,14 +49,40 @@ struct error_info {
   /// fill it (it may allocate).
   std::string subject = {};
 
-  /// "what (subject)" or "what".
+  /// "subject: what: errno text", leaving out the parts that are empty,
+  /// e.g. "127.0.0.1:9000: bind() failed: Address already in use". (An
+  /// empty `what` with a `subject` means the subject says it all.)
+  /// Allocates (cold path).
   std::string message() const {
-    return subject.empty() ? std::string{what}
-                           : subject + ": " + what;
+    std::string text = subject.empty() ? std::string{what}
+                       : *what == '\0' ? subject
+                                       : subject + ": " + what;
+    if (sys_errno != 0)
+      text += ": " + std::system_category().message(sys_errno);
+    return text;
   }
 };
 
-/// Either a `T` or an `error_info`. Check with `operator bool` before `*`.
+namespace detail {
+
+/// Prints what a failed result holds and aborts (see the file comment).
+[[noreturn]] inline void used_failed_result(const error_info& err) noexcept {
+  std::fprintf(stderr, "mayfly: used the value of a failed result: %s\n",
+               err.message().c_str());
+  std::abort();
+}
+
+template <class T>
+struct is_smart_pointer : std::false_type {};
+template <class T, class D>
+struct is_smart_pointer<std::unique_ptr<T, D>> : std::true_type {};
+template <class T>
+struct is_smart_pointer<std::shared_ptr<T>> : std::true_type {};
+
+} // namespace detail
+
+/// Either a `T` or an `error_info`. Check with `operator bool` before `*`,
+/// `->` or `value()`; see the file comment for what misuse prints.
 template <class T>
 class [[nodiscard]] result {
 public:
@@ -58,19 +100,57 @@ public:
     return v_.index() == 0;
   }
 
-  T& operator*() & {
-    MAYFLY_ASSERT(v_.index() == 0);
+  /// The value. @pre `*this` (else prints the error and aborts)
+  T& value() & {
+    check();
     return std::get<0>(v_);
   }
 
-  T&& operator*() && {
-    MAYFLY_ASSERT(v_.index() == 0);
+  /// The value. @pre `*this` (else prints the error and aborts)
+  const T& value() const& {
+    check();
+    return std::get<0>(v_);
+  }
+
+  /// The value, moved out. @pre `*this` (else prints the error and aborts)
+  T&& value() && {
+    check();
     return std::get<0>(std::move(v_));
   }
 
-  T* operator->() {
-    MAYFLY_ASSERT(v_.index() == 0);
-    return &std::get<0>(v_);
+  T& operator*() & {
+    return value();
+  }
+
+  const T& operator*() const& {
+    return value();
+  }
+
+  T&& operator*() && {
+    return std::move(*this).value();
+  }
+
+  /// The value's members; for a pointer `T`, the members of the object it
+  /// points to. @pre `*this` (else prints the error and aborts)
+  auto operator->() {
+    if constexpr (std::is_pointer_v<T>) {
+      return value();
+    } else if constexpr (detail::is_smart_pointer<T>::value) {
+      return value().get();
+    } else {
+      return &value();
+    }
+  }
+
+  /// See the non-const overload.
+  auto operator->() const {
+    if constexpr (std::is_pointer_v<T>) {
+      return value();
+    } else if constexpr (detail::is_smart_pointer<T>::value) {
+      return value().get();
+    } else {
+      return &value();
+    }
   }
 
   /// @pre `!*this`
@@ -80,6 +160,11 @@ public:
   }
 
 private:
+  void check() const noexcept {
+    if (__builtin_expect(v_.index() != 0, 0))
+      detail::used_failed_result(std::get<1>(v_));
+  }
+
   std::variant<T, error_info> v_;
 };
 

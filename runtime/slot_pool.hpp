@@ -5,8 +5,9 @@
 ///
 /// The allocator under every pool of mayfly (receive buffers, send buffers,
 /// arena blocks). One `mmap` of `slot_size * capacity` bytes, page-aligned,
-/// backed by transparent huge pages where the kernel allows, prefaulted at
-/// creation so the datagram path never takes a page fault, and never grown:
+/// backed by transparent huge pages where the kernel allows, optionally
+/// prefaulted at creation so the datagram path never takes a page fault
+/// (otherwise a page is faulted in by its first use), and never grown:
 /// the capacity is the hard bound on the memory the pool can hand out.
 ///
 /// ```
@@ -70,7 +71,10 @@ public:
     /// Ask for transparent huge pages (madvise) for regions >= 2 MiB.
     bool huge_pages = true;
     /// Touch every page at creation so the hot path takes no page faults.
-    bool prefault = true;
+    /// Off by default: pages are touched when a slot is first used, so
+    /// resident memory grows with load (the free list hands out recently
+    /// used slots first) up to the mapped size.
+    bool prefault = false;
   };
 
   /// Counter ids of `stats()`.

@@ -6,9 +6,12 @@
 #   --with-chromium  also install Debian's chromium (a large package, some
 #                    hundreds of MB with its dependencies), so that CTest
 #                    registers integration.StatsPage: the stats page loaded
-#                    in a headless browser (tests/integration/). Off by
-#                    default; MAYFLY_WITH_CHROMIUM=1 does the same. Re-run
-#                    the CMake configure step after installing it.
+#                    in a headless browser (tests/integration/). The test
+#                    command, tools/test-all.sh, always passes it (CI runs
+#                    the browser test); the README's build-and-run command
+#                    does not need it. MAYFLY_WITH_CHROMIUM=1 does the same.
+#                    A build directory configured before chromium was there
+#                    finds it at its next configure.
 set -euo pipefail
 
 with_chromium=${MAYFLY_WITH_CHROMIUM:-0}

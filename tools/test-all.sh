@@ -6,10 +6,11 @@
 #   3. tsan    : ThreadSanitizer on the memory layer (no CAF involved)
 #   4. install : find_package(mayfly) from an installed tree
 #   5. fuzz    : every libFuzzer target for a bounded time (clang)
-# and fails if any step fails or if a ctest run executed no test.
+# and fails if any step fails, if a ctest run executed no test, or if the
+# browser test (integration.StatsPage, headless Chromium) is not registered.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup-debian.sh
+tools/setup-debian.sh --with-chromium
 
 jobs=${MAYFLY_JOBS:-$(nproc)}
 summary=()
@@ -18,6 +19,14 @@ run_preset() { # preset [targets...]
   shift
   echo "=== $preset: configure and build"
   cmake --preset "$preset" >/dev/null
+  # The browser test registers only where chromium is found: that must not
+  # turn into a silent skip here.
+  if ! ctest --preset "$preset" -N -R '^integration\.StatsPage$' 2>/dev/null |
+      grep -q 'Total Tests: 1'; then
+    echo "=== $preset: integration.StatsPage is not registered (chromium?)" >&2
+    summary+=("$preset: FAILED (no browser test)")
+    return 1
+  fi
   if (($#)); then
     cmake --build --preset "$preset" -j "$jobs" --target "$@"
   else

@@ -4,7 +4,7 @@
 //
 // Class-based, with the datagram and the arena lease as constructor
 // arguments and the work done in make_behavior(): the cheapest spawn pattern
-// in CAF 0.17.6 (shared/FACTS.md: 3 allocations, all CAF's). Releases
+// in CAF 0.17.6 (docs/facts.md: 3 allocations, all CAF's). Releases
 // happen in on_exit(), which CAF runs once on the worker when the actor
 // terminates, however it terminates; the destructor repeats the (idempotent)
 // release for the case CAF destroys an actor that never ran.

@@ -1,6 +1,6 @@
 #pragma once
 
-// A closed-loop echo load generator (shared/WORKLOADS.md §1): keeps
+// A closed-loop echo load generator (docs/workloads.md §1): keeps
 // `window` requests outstanding on one connected UDP socket, checks every
 // reply byte for byte, measures round-trip latency, and stops after
 // `requests` replies or `seconds`, whichever comes first. Batches its own

@@ -119,8 +119,8 @@ std::string_view respond(const zone& z, std::string_view msg,
   }
   const bool ok = status == parse_status::ok;
   size_t limit = kClassicUdpSize;
-  if (ok && q.edns)
-    limit = std::clamp<size_t>(q.udp_size, kClassicUdpSize, kMaxUdpSize);
+  if (ok && q.edns) // the smaller of the client's and our size, RFC 6891
+    limit = std::clamp<size_t>(q.udp_size, kClassicUdpSize, kAdvertisedUdpSize);
   auto* buf = static_cast<unsigned char*>(arena.try_allocate(limit, 1));
   if (buf == nullptr) {
     out.what = outcome::kind::no_memory;
@@ -140,7 +140,7 @@ std::string_view respond(const zone& z, std::string_view msg,
     return resp.finish(rcode::refused, false, out);
   if (!is_at_or_below(q.qname_key, z.apex_key()))
     return resp.finish(rcode::refused, false, out);
-  if (q.qtype == type::opt || (q.qtype >= 128 && q.qtype != type::any))
+  if (type::is_unsupported_meta(q.qtype))
     return resp.finish(rcode::notimp, false, out);
 
   // Follow CNAMEs through the zone. `visited` holds the keys of the names
@@ -154,7 +154,9 @@ std::string_view respond(const zone& z, std::string_view msg,
   bool negative = false;
   rcode rc = rcode::noerror;
   for (;;) {
-    const node* nd = z.find(key);
+    // The name's node, or the wildcard that synthesizes it (RFC 4592):
+    // either way the answer's owner is the name asked for (`owner`).
+    const node* nd = z.lookup(key).nd;
     if (nd == nullptr) {
       rc = rcode::nxdomain;
       negative = true;

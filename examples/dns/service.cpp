@@ -92,16 +92,103 @@ std::string service_stats::summary() const {
                 static_cast<long long>(count(no_memory)),
                 static_cast<long long>(count(reply_failures)));
   s += line;
+  if (count(reloads) + count(reload_failures) > 0) {
+    std::snprintf(line, sizeof(line),
+                  "zone reloads: %lld, failed (old zone kept): %lld\n",
+                  static_cast<long long>(count(reloads)),
+                  static_cast<long long>(count(reload_failures)));
+    s += line;
+  }
   return s;
 }
 
-mayfly::handler_fn make_handler(const zone* z, service_stats* stats) {
-  return [z, stats](mayfly::handler_context& ctx, const mayfly::datagram& d) {
+uint32_t serial_of(const zone& z) noexcept {
+  const auto& fixed = z.soa().fixed;
+  return fixed.size() == 20
+           ? get32(reinterpret_cast<const unsigned char*>(fixed.data()))
+           : 0;
+}
+
+namespace {
+
+std::string apex_text(const zone& z) {
+  char buf[4 * kMaxName + 2];
+  return std::string(buf, to_text(z.apex(), buf, sizeof(buf)));
+}
+
+} // namespace
+
+service::service(zone z, std::string zone_file)
+  : zone_file_(std::move(zone_file)),
+    zone_(std::make_shared<const zone>(std::move(z))) {
+}
+
+mayfly::handler_fn service::make_handler() {
+  return [this](mayfly::handler_context& ctx, const mayfly::datagram& d) {
+    // This query's own reference: a reload meanwhile does not free it.
+    std::shared_ptr<const zone> z = current();
     outcome out;
     auto reply = respond(*z, d.payload.view(), ctx.arena(), out);
     bool accepted = reply.empty() || ctx.reply(reply);
-    stats->record(out, accepted);
+    stats_.record(out, accepted);
   };
+}
+
+reload_result service::reload() noexcept {
+  reload_result r;
+  try {
+    std::lock_guard<std::mutex> guard{reload_mtx_};
+    auto old = current();
+    if (zone_file_.empty()) {
+      r.message = "no zone file to reload from";
+    } else {
+      auto loaded = load_zone_file(zone_file_);
+      if (loaded.ok) {
+        auto fresh = std::make_shared<const zone>(std::move(loaded.value));
+        r.ok = true;
+        r.message = "zone " + apex_text(*fresh) + " reloaded from " + zone_file_
+                    + ": serial " + std::to_string(serial_of(*fresh)) + ", "
+                    + std::to_string(fresh->record_count()) + " records";
+        zone_.store(std::move(fresh), std::memory_order_release);
+        std::lock_guard<std::mutex> error_guard{error_mtx_};
+        last_error_.clear();
+      } else {
+        r.message = loaded.message;
+      }
+    }
+    if (!r.ok) {
+      r.message += "; still serving zone " + apex_text(*old) + " serial "
+                   + std::to_string(serial_of(*old));
+      std::lock_guard<std::mutex> error_guard{error_mtx_};
+      last_error_ = r.message;
+    }
+  } catch (...) {
+    r.ok = false;
+    r.message = "out of memory while reloading the zone";
+  }
+  stats_.record_reload(r.ok);
+  std::fprintf(stderr, "mayfly-dns: %s%s\n",
+               r.ok ? "" : "zone reload failed: ", r.message.c_str());
+  return r;
+}
+
+nlohmann::json service::to_json() const {
+  auto j = stats_.to_json();
+  auto z = current();
+  std::string last_error;
+  {
+    std::lock_guard<std::mutex> guard{error_mtx_};
+    last_error = last_error_;
+  }
+  j["zone"]
+    = {{"apex", apex_text(*z)},
+       {"serial", serial_of(*z)},
+       {"records", z->record_count()},
+       {"file", zone_file_},
+       {"reloads", stats_.count(service_stats::reloads)},
+       {"reload_failures", stats_.count(service_stats::reload_failures)},
+       {"last_reload_error", last_error}};
+  return j;
 }
 
 } // namespace dns

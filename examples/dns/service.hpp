@@ -1,31 +1,53 @@
 #pragma once
 
 /// @file
-/// The `mayfly-dns` service logic, shared by the program (main.cpp) and the
-/// in-process integration test: the handler function a runtime runs once
-/// per query, and the service's own counters.
+/// The `mayfly-dns` service, shared by the program (main.cpp) and the
+/// in-process tests: `dns::service` holds the zone being served and the
+/// service's counters, makes the handler function a runtime runs once per
+/// query, and reloads the zone file on request.
 ///
 /// ```cpp
-/// dns::service_stats stats;
-/// auto& h = rt->add_handler("dns", dns::make_handler(&zone, &stats));
+/// auto loaded = dns::load_zone_file(path);          // check loaded.ok
+/// dns::service svc{std::move(loaded.value), path};
+/// auto& h = rt->add_handler("dns", svc.make_handler());
 /// auto ep = mayfly::udp_endpoint::open(*rt, h, endpoint_cfg);
+/// ...
+/// auto r = svc.reload();                            // e.g. on SIGHUP
 /// ```
 ///
 /// **Per query**: one handler actor; the query is parsed and the response
 /// built in the handler's arena (`ctx.arena()`), then copied once into a
 /// send buffer by `ctx.reply(std::string_view)`. No heap allocation by the
-/// service. The zone is read-only and shared by all handlers through a
-/// const pointer: it must outlive the runtime's handlers (stop the runtime
-/// before destroying it).
+/// service.
+///
+/// **Zone ownership and reload.** The zone is immutable and shared: the
+/// service holds it in a `std::atomic<std::shared_ptr<const zone>>`, and
+/// each query takes its own reference when it starts, so a reload swaps the
+/// zone for the queries that start after it while the handlers in flight
+/// finish with the zone they began with; the old zone is freed by whichever
+/// holder lets go of it last. Cost per query: one atomic shared_ptr load (in
+/// libstdc++ a spin bit and a reference count increment on a cache line
+/// shared by all handler threads) and one decrement. A zone file that does
+/// not load leaves the served zone as it was; the reason is returned,
+/// logged to stderr, counted (`reload_failures`) and kept for `/dns`
+/// (`zone.last_reload_error`) until the next successful reload.
+///
+/// Thread-safety: `make_handler`'s handlers, `current`, `reload`, `stats`
+/// and `to_json` may be used from any threads at once; reloads are
+/// serialized. The service must outlive the runtime's handlers (stop the
+/// runtime before destroying it).
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include <mayfly/actors/handler.hpp>
 #include "examples/dns/responder.hpp"
 #include "examples/dns/zone.hpp"
+#include <mayfly/actors/handler.hpp>
 #include <mayfly/runtime/counters.hpp>
 
 namespace dns {
@@ -49,12 +71,19 @@ public:
     rc_notimp,
     rc_refused,
     rc_badvers,
+    reloads,         ///< zone reloads that swapped the zone
+    reload_failures, ///< reloads that kept the old zone (see `reload`)
     num_counters,
   };
 
   /// Counts one handled datagram: `out` from `respond`, and whether the
   /// reply (if any) was accepted by the endpoint.
   void record(const outcome& out, bool reply_accepted) noexcept;
+
+  /// Counts one zone reload attempt.
+  void record_reload(bool ok) noexcept {
+    counters_.add(ok ? reloads : reload_failures);
+  }
 
   int64_t count(counter c) const noexcept {
     return counters_.sum(c);
@@ -70,8 +99,66 @@ private:
   mayfly::sharded_counters<num_counters> counters_;
 };
 
-/// The handler function: answers each query from `z`, counts into `stats`.
-/// Both must outlive the handlers (the runtime's `stop()`).
-mayfly::handler_fn make_handler(const zone* z, service_stats* stats);
+/// What `service::reload` did.
+struct reload_result {
+  /// The new zone is being served.
+  bool ok = false;
+  /// A line for the log. Success: "zone example.test. reloaded from PATH:
+  /// serial 2024060102, 27 records"; failure: why, naming the file, and
+  /// that the old zone stays ("PATH: line 3: bad IPv4 address '1.2.3';
+  /// still serving zone example.test. serial 2024060101").
+  std::string message;
+};
+
+/// The DNS service: the zone being served, its counters, its handler. See
+/// file comment.
+class service {
+public:
+  /// Serves `z`; `reload` re-reads `zone_file` (empty: reloads fail).
+  explicit service(zone z, std::string zone_file = {});
+
+  service(const service&) = delete;
+  service& operator=(const service&) = delete;
+
+  /// The handler function: answers each query from the zone current when
+  /// the query starts, counts into `stats()`. Holds `this`.
+  mayfly::handler_fn make_handler();
+
+  /// The zone new queries are answered from; it lives as long as the
+  /// returned pointer. Never null.
+  std::shared_ptr<const zone> current() const noexcept {
+    return zone_.load(std::memory_order_acquire);
+  }
+
+  /// Re-reads the zone file and, if it loads, serves it to every query that
+  /// starts from now on. If it does not (missing, unreadable, a syntax
+  /// error, no SOA, ...) the current zone stays. Either way the outcome is
+  /// logged to stderr, counted and returned. Never throws (out of memory is
+  /// a failed reload). Blocks for as long as reading and parsing take.
+  reload_result reload() noexcept;
+
+  service_stats& stats() noexcept {
+    return stats_;
+  }
+
+  const service_stats& stats() const noexcept {
+    return stats_;
+  }
+
+  /// `stats().to_json()` plus "zone": {"apex", "serial", "records",
+  /// "file", "reloads", "reload_failures", "last_reload_error"}.
+  nlohmann::json to_json() const;
+
+private:
+  std::string zone_file_;
+  std::atomic<std::shared_ptr<const zone>> zone_;
+  service_stats stats_;
+  std::mutex reload_mtx_;        // serializes reloads
+  mutable std::mutex error_mtx_; // guards last_error_ (held briefly)
+  std::string last_error_;
+};
+
+/// The SOA serial of `z` (0 for an empty zone).
+uint32_t serial_of(const zone& z) noexcept;
 
 } // namespace dns

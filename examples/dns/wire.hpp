@@ -24,10 +24,10 @@ inline constexpr size_t kMaxCharString = 255;
 inline constexpr size_t kHeaderSize = 12;
 /// Largest UDP response without EDNS (RFC 1035 §4.2.1).
 inline constexpr size_t kClassicUdpSize = 512;
-/// Largest UDP response this responder ever builds, whatever EDNS asks.
-inline constexpr size_t kMaxUdpSize = 4096;
-/// The UDP payload size this responder advertises in its OPT record
-/// (the 2020 DNS flag day value).
+/// The UDP payload size this responder advertises in its OPT record (the
+/// 2020 DNS flag day value), and the largest response it ever builds: a
+/// reply is capped at the smaller of this and the client's EDNS size
+/// (RFC 6891 §6.2.5), at 512 bytes without EDNS.
 inline constexpr uint16_t kAdvertisedUdpSize = 1232;
 
 // -- types, classes, codes ----------------------------------------------------
@@ -41,11 +41,23 @@ inline constexpr uint16_t mx = 15;
 inline constexpr uint16_t txt = 16;
 inline constexpr uint16_t aaaa = 28;
 inline constexpr uint16_t opt = 41;
+inline constexpr uint16_t tkey = 249;
+inline constexpr uint16_t tsig = 250;
 inline constexpr uint16_t ixfr = 251;
 inline constexpr uint16_t axfr = 252;
-inline constexpr uint16_t maila = 253;
-inline constexpr uint16_t mailb = 254;
+inline constexpr uint16_t mailb = 253; // RFC 1035 §3.2.3
+inline constexpr uint16_t maila = 254;
 inline constexpr uint16_t any = 255;
+
+/// Whether `qtype` is one of the QTYPEs and meta-TYPEs that name no data in
+/// a zone and that this responder does not implement (RFC 6895 §3.1): OPT
+/// (never a QTYPE), TKEY, TSIG, IXFR, AXFR, MAILB, MAILA. ANY is served.
+/// Every other value, known or not (CAA, SRV, TYPE999, TYPE65280, ...), is
+/// an ordinary data type (RFC 3597): NODATA or NXDOMAIN, like any type the
+/// zone holds no record of.
+inline constexpr bool is_unsupported_meta(uint16_t qtype) noexcept {
+  return qtype == opt || (qtype >= tkey && qtype < any);
+}
 } // namespace type
 
 namespace klass {

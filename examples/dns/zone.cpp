@@ -1,14 +1,15 @@
 #include "examples/dns/zone.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <new>
-#include <sstream>
 #include <utility>
 
 namespace dns {
@@ -72,6 +73,36 @@ const node* zone::find(std::string_view key) const noexcept {
   return nullptr;
 }
 
+match zone::lookup(std::string_view key) const noexcept {
+  if (const node* nd = find(key))
+    return {nd, false};
+  if (!has_wildcards_)
+    return {};
+  // The closest encloser: strip labels until a name exists. The apex
+  // exists, so this ends at the latest there (and a key not below the apex
+  // stops when it gets shorter than the apex).
+  size_t pos = 0;
+  while (pos < key.size() && key[pos] != 0) {
+    pos += 1 + static_cast<unsigned char>(key[pos]);
+    if (pos >= key.size() || key.size() - pos < apex_key_.size())
+      return {};
+    std::string_view encloser = key.substr(pos);
+    if (find(encloser) == nullptr)
+      continue;
+    // The source of synthesis: "*." + the closest encloser. It is at least
+    // one label shorter than `key` plus two bytes, so it fits.
+    char buf[kMaxName];
+    if (encloser.size() + 2 > sizeof(buf))
+      return {};
+    buf[0] = 1;
+    buf[1] = '*';
+    std::copy(encloser.begin(), encloser.end(), buf + 2);
+    const node* wild = find({buf, encloser.size() + 2});
+    return {wild, wild != nullptr};
+  }
+  return {};
+}
+
 const node* zone::find_any_case(std::string_view name) const noexcept {
   if (name.size() > kMaxName)
     return nullptr;
@@ -99,6 +130,10 @@ public:
     z.apex_key_ = std::move(apex_key);
     z.soa_ = std::move(soa);
     z.nodes_ = std::move(nodes);
+    z.has_wildcards_ = false;
+    for (auto& nd : z.nodes_)
+      if (nd.key.size() >= 2 && nd.key[0] == 1 && nd.key[1] == '*')
+        z.has_wildcards_ = true;
   }
 };
 
@@ -820,21 +855,61 @@ zone_result parse_zone(std::string_view text,
 
 zone_result load_zone_file(const std::string& path,
                            std::string_view origin) noexcept {
+  auto failed = [&](const char* what, int err) {
+    zone_result out;
+    out.message = path + ": " + what + ": " + std::strerror(err);
+    return out;
+  };
   try {
-    std::ifstream in{path, std::ios::binary};
-    if (!in) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+    // below as not a regular file); it changes nothing for regular files.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+      return failed("cannot open the zone file", errno);
+    struct closer {
+      int fd;
+      ~closer() {
+        ::close(fd);
+      }
+    } guard{fd}; // closes on every return, and if an allocation throws
+    std::string text;
+    int err = 0;
+    const char* what = nullptr;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      err = errno;
+      what = "cannot read the zone file";
+    } else if (S_ISDIR(st.st_mode)) {
+      err = EISDIR;
+      what = "cannot read the zone file";
+    } else if (!S_ISREG(st.st_mode)) {
       zone_result out;
-      out.message = path + ": " + std::strerror(errno);
+      out.message = path + ": not a regular file";
       return out;
     }
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    if (in.bad()) {
-      zone_result out;
-      out.message = path + ": read error";
-      return out;
+    char buf[65536];
+    while (what == nullptr) {
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0) {
+        err = errno;
+        what = "cannot read the zone file";
+        break;
+      }
+      if (n == 0)
+        break;
+      if (text.size() + static_cast<size_t>(n) > kMaxZoneFileSize) {
+        zone_result out;
+        out.message = path + ": larger than "
+                      + std::to_string(kMaxZoneFileSize >> 20) + " MiB";
+        return out;
+      }
+      text.append(buf, static_cast<size_t>(n));
     }
-    auto out = parse_zone(buf.str(), origin);
+    if (what != nullptr)
+      return failed(what, err);
+    auto out = parse_zone(text, origin);
     if (!out.ok)
       out.message = path + ": " + out.message;
     return out;

@@ -27,9 +27,14 @@
 /// parsing never throws out of `parse_zone` and never crashes, whatever the
 /// input.
 ///
-/// **Not supported** (documented limits of the example): wildcards (`*` is
-/// an ordinary label), delegations below the apex (NS records there are
-/// served as ordinary data, no referrals), DNSSEC, generic `TYPEnnn` syntax.
+/// **Wildcards** (RFC 4592): an owner whose first label is `*` is the
+/// source of synthesis for the names below its parent that do not exist;
+/// `lookup` finds it (see there). A `*` elsewhere in a name is an ordinary
+/// label.
+///
+/// **Not supported** (documented limits of the example): delegations below
+/// the apex (NS records there are served as ordinary data, no referrals),
+/// DNSSEC, generic `TYPEnnn` syntax.
 ///
 /// **Lookup.** Nodes are kept sorted by their lowercase wire name, so
 /// `find` is a binary search over `string_view`s: O(log n), no allocation,
@@ -74,6 +79,16 @@ struct node {
   const record* cname() const noexcept;
 };
 
+/// What `zone::lookup` found for a name.
+struct match {
+  /// The node answering for the name: the name's own, or the wildcard that
+  /// synthesizes it; null when the name does not exist (NXDOMAIN).
+  const node* nd = nullptr;
+  /// `nd` is a wildcard (`*.<closest encloser>`) standing in for the name:
+  /// its records are answered with the query's name as owner.
+  bool synthesized = false;
+};
+
 /// An immutable zone. See file comment.
 class zone {
 public:
@@ -97,6 +112,20 @@ public:
   /// The node named `key` (a lowercase wire name), or null.
   const node* find(std::string_view key) const noexcept;
 
+  /// The node that answers for `key` (a lowercase wire name at or below
+  /// the apex), RFC 4592 §3.3.1: the name's own node if it exists (empty
+  /// non-terminals included: they exist and block wildcards); otherwise the
+  /// source of synthesis `*.<closest encloser>` if the zone has it, where
+  /// the closest encloser is the longest existing ancestor of `key`;
+  /// otherwise nothing. O(log n) when the name exists or the zone has no
+  /// wildcard, O(labels * log n) else; no allocation.
+  match lookup(std::string_view key) const noexcept;
+
+  /// Whether some owner's first label is `*`.
+  bool has_wildcards() const noexcept {
+    return has_wildcards_;
+  }
+
   /// As `find`, for a wire name in any case (lowercases into a stack
   /// buffer). Null for a malformed name.
   const node* find_any_case(std::string_view name) const noexcept;
@@ -115,6 +144,7 @@ private:
   std::string apex_key_;
   record soa_;
   std::vector<node> nodes_;
+  bool has_wildcards_ = false;
 };
 
 /// What `parse_zone` returns: a zone, or why not.
@@ -135,8 +165,16 @@ struct zone_result {
 zone_result parse_zone(std::string_view text,
                        std::string_view origin = {}) noexcept;
 
-/// Reads `path` and parses it (see `parse_zone`). I/O errors come back as
-/// values with line 0.
+/// Reads `path` and parses it (see `parse_zone`). Errors come back as
+/// values naming the path: I/O errors with line 0 and the OS's reason
+/// ("/etc: cannot read the zone file: Is a directory", "...: cannot open
+/// the zone file: No such file or directory"), as do files that are not
+/// regular or larger than `kMaxZoneFileSize`; parse errors as
+/// "PATH: line 12: ...".
+/// The largest zone file `load_zone_file` reads (bounds what a wrong path
+/// such as a device can make it allocate).
+inline constexpr size_t kMaxZoneFileSize = size_t{256} << 20;
+
 zone_result load_zone_file(const std::string& path,
                            std::string_view origin = {}) noexcept;
 

@@ -1,9 +1,14 @@
-// mayfly-echo: the echo protocol of shared/WORKLOADS.md (port 9000).
+// mayfly-echo: the echo protocol of docs/workloads.md (port 9000).
 //
-// Every request datagram is handled by a short-lived handler actor of its
-// own, which replies with the received bytes themselves: the reply is a
-// slice of the request's binary, so nothing is copied in user space between
-// the receive and the send system calls, and the handler allocates nothing.
+// The whole service is the marked region below: `mayfly::serve`
+// (<mayfly/net/serve.hpp>) brings the flags, the configuration file, the
+// statistics endpoint, the signals and the final summary; the service adds
+// its handler. Every request datagram is handled by a short-lived handler
+// actor of its own, which replies with the received bytes themselves: the
+// reply is a slice of the request's binary, so nothing is copied in user
+// space between the receive and the send system calls, and the handler
+// allocates nothing.
+//
 // With --demo N the program sends itself a burst of N echo requests (64
 // outstanding) and prints what it measured, which makes it the quickest way
 // to see mayfly work:
@@ -15,16 +20,32 @@
 #include <cstdio>
 #include <string>
 
-#include <mayfly/actors/handler.hpp>
-#include <mayfly/actors/runtime.hpp>
+#include <mayfly/mayfly.hpp> // mayfly::serve among the rest
 #include "examples/common/echo_load.hpp"
-#include "examples/common/service.hpp"
 
+namespace {
+
+// --demo N: N echo requests to ourselves once listening, then a report.
+void demo_burst(mayfly::runtime&, const mayfly::udp_address& at,
+                uint64_t count) {
+  example::echo_load_options load;
+  load.server = at;
+  load.requests = count;
+  load.seconds = 30;
+  std::printf("demo: %s\n", example::run_echo_load(load).to_text().c_str());
+  std::fflush(stdout);
+}
+
+} // namespace
+
+// --8<-- [start:echo-service]
 int main(int argc, char** argv) {
-  std::string demo;
-  auto opts = example::parse_options(
+  std::string demo; // a flag of our own, checked as a number
+  auto opts = mayfly::parse_serve_options(
     argc, argv, "mayfly-echo: replies to every datagram with its own bytes.",
-    9000, {{"demo", "send N echo requests to ourselves and report", &demo}});
+    9000,
+    {{"demo", "send N echo requests to ourselves and report", &demo,
+      mayfly::expect_uint(1, 100000000)}});
   // --8<-- [start:echo-handler]
   auto setup = [](mayfly::runtime& rt) -> mayfly::handler_type& {
     return rt.add_handler("echo", [](mayfly::handler_context& ctx,
@@ -35,18 +56,10 @@ int main(int argc, char** argv) {
     });
   };
   // --8<-- [end:echo-handler]
-  std::function<void(mayfly::runtime&, const mayfly::udp_address&)> burst;
-  if (!demo.empty()) {
-    auto count = std::stoull(demo);
-    burst = [count](mayfly::runtime&, const mayfly::udp_address& at) {
-      example::echo_load_options load;
-      load.server = at;
-      load.requests = count;
-      load.seconds = 30;
-      auto result = example::run_echo_load(load);
-      std::printf("demo: %s\n", result.to_text().c_str());
-      std::fflush(stdout);
-    };
-  }
-  return example::serve(opts, setup, burst);
+  if (demo.empty())
+    return mayfly::serve(opts, setup); // until SIGINT/SIGTERM or --exit-after
+  return mayfly::serve(opts, setup, [&](auto& rt, const auto& at) {
+    demo_burst(rt, at, std::stoull(demo)); // checked: digits, 1..10^8
+  });
 }
+// --8<-- [end:echo-service]

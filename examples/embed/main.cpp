@@ -94,31 +94,26 @@ caf::behavior ticket_dispenser(caf::stateful_actor<dispenser_state>* self,
 
 mayfly::handler_type& add_ask_handler(mayfly::runtime& rt, caf::actor tickets) {
   // --8<-- [start:await]
-  using namespace std::chrono_literals;
-  return rt.add_handler("ask", [tickets](mayfly::handler_context& ctx,
-                                         const mayfly::datagram& d) {
+  // If the dispenser does not answer within 500 ms (or is gone), the peer
+  // gets "try again" and the handler ends, counted as `ask_errors`.
+  mayfly::handler_options options;
+  options.ask_timeout = std::chrono::milliseconds{500};
+  options.error_reply = "try again";
+  auto handler = [tickets](mayfly::handler_context& ctx,
+                           const mayfly::datagram& d) {
     // Ask another actor and answer the peer when the response comes. The
-    // handler actor (its arena and its datagram with it) lives until the
-    // response or the error has been handled; the timeout bounds that.
-    ctx.self()
-      ->request(tickets, 500ms, ticket_atom::value, d.payload)
-      .then(
-        [&ctx](int64_t ticket) {
-          auto text = ctx.request().payload.view();
-          auto cap = text.size() + 32;
-          auto* buf = ctx.arena().make_array<char>(cap); // gone at exit
-          auto n = std::snprintf(buf, cap, "%.*s -> ticket %lld",
-                                 static_cast<int>(text.size()), text.data(),
-                                 static_cast<long long>(ticket));
-          ctx.reply(std::string_view{buf, static_cast<size_t>(n)}); // 1 copy
-        },
-        [&ctx](caf::error&) {
-          // Timed out, or the dispenser is gone. Without this error handler
-          // the handler would end with the error (counted as `killed`) and
-          // the peer would get nothing.
-          ctx.reply(std::string_view{"try again"});
-        });
-  });
+    // handler actor (its arena and its datagram with it) lives until then.
+    ctx.ask(tickets, ticket_atom::value, d.payload).then([&ctx](int64_t ticket) {
+      auto text = ctx.request().payload.view();
+      auto cap = text.size() + 32;
+      auto* buf = ctx.arena().make_array<char>(cap); // gone at exit
+      auto n = std::snprintf(buf, cap, "%.*s -> ticket %lld",
+                             static_cast<int>(text.size()), text.data(),
+                             static_cast<long long>(ticket));
+      ctx.reply(std::string_view{buf, static_cast<size_t>(n)}); // 1 copy
+    });
+  };
+  return rt.add_handler("ask", handler, options);
   // --8<-- [end:await]
 }
 
@@ -193,7 +188,7 @@ int serve_in_own_loop(const nlohmann::json& doc) {
                  ep.error().message().c_str());
     return 1;
   }
-  int client = connect_to((*ep)->local_address());
+  int client = connect_to(ep->local_address());
   int answered = 0;
   for (int round = 0; round < rounds && client >= 0; ++round) {
     // ... the service's own work for this turn of its loop; here it queries
@@ -220,7 +215,7 @@ int serve_in_own_loop(const nlohmann::json& doc) {
   // --8<-- [end:stats-in-code]
 
   // --8<-- [start:embed-teardown]
-  made->reset(); // 1. the runtime (its handler type holds a copy of `tickets`)
+  made.value().reset(); // 1. the runtime (its handler type holds `tickets`)
   caf::anon_send_exit(tickets, caf::exit_reason::user_shutdown); // 2. ours
   tickets = nullptr; // 3. no handle may keep an actor alive past the system
   // 4. `system` goes out of scope: its destructor waits for every actor.
@@ -259,7 +254,7 @@ int run_until_signal(const nlohmann::json& doc) {
     return 1;
   }
   std::printf("mayfly-embed: listening on udp %s; Ctrl-C to stop\n",
-              (*ep)->local_address().to_string().c_str());
+              ep->local_address().to_string().c_str());
   std::fflush(stdout);
   rt.run(); // start(); wait for SIGINT, SIGTERM or request_stop(); stop()
   // --8<-- [end:run]

@@ -1,4 +1,4 @@
-// mayfly-tally: the tally protocol of shared/WORKLOADS.md (port 9001), a
+// mayfly-tally: the tally protocol of docs/workloads.md (port 9001), a
 // statsd-like counter service.
 //
 // What it shows:
@@ -42,20 +42,24 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include <mayfly/actors/config.hpp>
 #include <mayfly/actors/fanout.hpp>
 #include <mayfly/actors/handler.hpp>
 #include <mayfly/actors/messages.hpp>
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
-#include "examples/common/service.hpp"
+#include <mayfly/net/serve.hpp>
 #include "examples/tally/tally_protocol.hpp"
 #include <mayfly/runtime/config.hpp>
 #include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/parse.hpp>
 
 namespace {
 
@@ -558,12 +562,54 @@ constexpr size_t kMaxMaxKeys = size_t{1} << 31;
 // of napping: at a steady 10,000 datagrams/s the aggregators' worker is
 // woken per batch and CAF's 50 µs naps between batches cost more than the
 // work (18% of a core instead of 9%), while the flood loses little.
-mayfly::runtime_config tally_runtime_defaults() {
-  mayfly::runtime_config cfg;
-  cfg.idle = mayfly::worker_idle::block;
-  cfg.memory.arenas.capacity = 512;
-  cfg.memory.buffers.jumbo_capacity = 32;
-  return cfg;
+// Applied to what the configuration left at the library's defaults (a
+// configuration that sets a library default explicitly gets tally's).
+void apply_tally_defaults(mayfly::runtime_config& cfg) {
+  mayfly::runtime_config lib;
+  if (cfg.idle == lib.idle)
+    cfg.idle = mayfly::worker_idle::block;
+  if (cfg.memory.arenas.capacity == lib.memory.arenas.capacity)
+    cfg.memory.arenas.capacity = 512;
+  if (cfg.memory.buffers.jumbo_capacity == lib.memory.buffers.jumbo_capacity)
+    cfg.memory.buffers.jumbo_capacity = 32;
+}
+
+// The configuration file serve read (--config, else MAYFLY_CONFIG), for
+// its "service" section; empty: none.
+std::string config_path(int argc, char** argv) {
+  std::string path;
+  if (const char* v = std::getenv("MAYFLY_CONFIG"))
+    path = v;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--config" && i + 1 < argc)
+      path = argv[++i];
+    else if (arg.rfind("--config=", 0) == 0)
+      path = std::string{arg.substr(9)};
+  }
+  return path;
+}
+
+// The configuration's "service" section (an empty object when absent).
+nlohmann::json service_section(const std::string& path) {
+  if (path.empty())
+    return nlohmann::json::object();
+  auto doc = mayfly::read_config_file(path); // serve has checked it
+  if (!doc || !doc->is_object() || !doc->contains("service"))
+    return nlohmann::json::object();
+  return (*doc)["service"];
+}
+
+// --aggregators: N (1..1024) or HOST:PORT (port 1..65535).
+mayfly::flag_check aggregators_check() {
+  return [](std::string_view value) -> std::string {
+    const char* expected = "N (1..1024) or HOST:PORT";
+    auto colon = value.rfind(':');
+    if (colon == std::string_view::npos)
+      return mayfly::parse_uint(value, 1, 1024) ? "" : expected;
+    auto port = mayfly::parse_port(value.substr(colon + 1));
+    return colon > 0 && port && *port != 0 ? "" : expected;
+  };
 }
 
 mayfly::endpoint_config ingest_endpoint_defaults() {
@@ -576,28 +622,36 @@ mayfly::endpoint_config ingest_endpoint_defaults() {
 
 int main(int argc, char** argv) {
   std::string aggregators, pin, publish, max_keys;
-  auto opts = example::parse_options(
+  auto opts = mayfly::parse_serve_options(
     argc, argv,
     "mayfly-tally: statsd-like counters; '?NAME' and '?*' query them.", 9001,
     {{"aggregators",
       "N: number of aggregator actors (default: workers); HOST:PORT: forward "
       "to the aggregator node published there",
-      &aggregators},
+      &aggregators, aggregators_check()},
      {"publish", "PORT: be an aggregator node, publish the aggregators on TCP "
                  "PORT (0: any) for ingest nodes",
-      &publish},
-     {"pin", "1: store received slices as keys (shows pinning)", &pin},
+      &publish, mayfly::expect_port()},
+     {"pin", "1: store received slices as keys (shows pinning)", &pin,
+      mayfly::expect_one_of({"0", "1"})},
      {"max-keys", "N: names one aggregator holds at most (default 250000); "
                   "a line with a new name beyond that is refused, counted",
-      &max_keys}},
-    ingest_endpoint_defaults(), tally_runtime_defaults());
+      &max_keys, mayfly::expect_uint(1, kMaxMaxKeys)}},
+    ingest_endpoint_defaults());
+  apply_tally_defaults(opts.runtime);
   auto shared = std::make_shared<shared_state>();
   shared->pin = pin == "1";
   shared->max_keys = kDefaultMaxKeys;
   {
     // The configuration file's "service": {"max_keys_per_aggregator": N};
     // the flag wins.
-    mayfly::config_reader r{opts.service, "service"};
+    auto section = service_section(config_path(argc, argv));
+    if (!section.is_object()) {
+      std::fprintf(stderr, "%s: invalid configuration: service: expected "
+                           "an object\n", opts.program.c_str());
+      return 2;
+    }
+    mayfly::config_reader r{section, "service"};
     uint64_t n = kDefaultMaxKeys;
     r.only({"max_keys_per_aggregator"})
       .read("max_keys_per_aggregator", n, 1, kMaxMaxKeys);
@@ -725,7 +779,7 @@ int main(int argc, char** argv) {
     shared->handler = &h;
     return h;
   };
-  auto rc = example::serve(opts, setup, {}, [&] {
+  auto rc = mayfly::serve(opts, setup, {}, [&] {
     // No handle may outlive the actor system.
     if (published_port != 0)
       (void) runtime->system().middleman().unpublish(supervisor,

@@ -1,6 +1,6 @@
 #pragma once
 
-// The tally wire format of shared/WORKLOADS.md §2, parsed without
+// The tally wire format of docs/workloads.md §2, parsed without
 // allocation: every view points into the datagram.
 //
 //   ingest: lines "NAME:VALUE|c" separated by '\n'; a final '\n' ends the

@@ -4,13 +4,15 @@
 /// Everything a service needs, in one include: the memory layer
 /// (`<mayfly/runtime/...>`), the actor runtime and handler API
 /// (`<mayfly/actors/...>`) and the UDP and stats endpoints
-/// (`<mayfly/net/...>`). Each of those headers also compiles alone.
+/// (`<mayfly/net/...>`), and `mayfly::serve`, the `main` of a service
+/// (`<mayfly/net/serve.hpp>`). Each of those headers also compiles alone.
 
 #include <mayfly/runtime/address.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/config.hpp>
 #include <mayfly/runtime/errc.hpp>
+#include <mayfly/runtime/parse.hpp>
 #include <mayfly/runtime/result.hpp>
 #include <mayfly/runtime/slice.hpp>
 
@@ -22,5 +24,6 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
 
+#include <mayfly/net/serve.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>

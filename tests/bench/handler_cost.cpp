@@ -5,7 +5,7 @@
 // done:
 //   caf     CAF's floor: spawn a class-based actor with the payload as
 //           constructor argument, work in make_behavior(), return {} (the
-//           pattern mayfly uses; shared/FACTS.md).
+//           pattern mayfly uses; docs/facts.md).
 //   mayfly  runtime::dispatch of a pool binary to a handler that does the
 //           same work (arena lease, admission, spawn, handler, release,
 //           statistics).

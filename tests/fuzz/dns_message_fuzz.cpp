@@ -5,8 +5,8 @@
 // (check_message) and answered (respond), all in one arena, as a handler
 // would. Invariants, checked with __builtin_trap so that the fuzzer reports
 // them: no reply below 12 bytes; every reply parses back (check_message),
-// echoes the ID, has QR set, and stays within 4096 bytes (512 without a
-// valid OPT record in the query).
+// echoes the ID, has QR set, and stays within the smaller of 1232 bytes and
+// the query's EDNS size (512 without a valid OPT record in the query).
 //
 //   cmake --preset fuzz && cmake --build build/fuzz --target dns_message_fuzz
 //   build/fuzz/tests/dns_message_fuzz -max_total_time=60 NEW_DIR \
@@ -46,6 +46,9 @@ dangling CNAME nowhere
 loop1   CNAME loop2
 loop2   CNAME loop1
 a.b.deep A  192.0.2.100
+*.w     A   192.0.2.9
+*.c     CNAME www
+x.*.w   TXT "not a wildcard"
 big     TXT "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
         TXT "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"
         TXT "ABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJABCDEFGHIJ"
@@ -109,9 +112,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   check(dns::check_message(reply) == dns::wire_error::none);
-  check(reply.size() <= dns::kMaxUdpSize);
+  check(reply.size() <= dns::kAdvertisedUdpSize);
   bool edns = status == dns::parse_status::ok && q.edns;
   check(edns || reply.size() <= dns::kClassicUdpSize);
+  check(!edns || reply.size() <= dns::kClassicUdpSize
+        || reply.size() <= q.udp_size);
   check(reply[0] == msg[0] && reply[1] == msg[1]);
   dns::header h;
   check(dns::read_header(reply, h));

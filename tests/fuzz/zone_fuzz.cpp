@@ -82,6 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check(dns::is_at_or_below(n.key, z.apex_key()));
     check(n.cname() == nullptr || n.records.size() == 1);
     check(z.find(n.key) == &n);
+    check(z.lookup(n.key).nd == &n && !z.lookup(n.key).synthesized);
   }
   // Answer a few queries against it.
   mayfly::arena arena{pool()};
@@ -100,6 +101,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             || out.code == dns::rcode::nxdomain); // after a CNAME
       check(out.authoritative);
     }
+    // A name below it that the zone may not hold: a wildcard may
+    // synthesize it (RFC 4592), else NXDOMAIN.
+    if (n.owner.size() + 3 > dns::kMaxName)
+      continue;
+    arena.reset();
+    auto q = query_for(std::string("\2zz", 3) + n.owner, dns::type::a);
+    dns::outcome out;
+    auto reply = dns::respond(z, q, arena, out);
+    check(!reply.empty());
+    check(dns::check_message(reply) == dns::wire_error::none);
+    check(out.code == dns::rcode::noerror || out.code == dns::rcode::nxdomain);
   }
   return 0;
 }

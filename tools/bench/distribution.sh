@@ -78,12 +78,12 @@ one_local() {
 }
 
 one_remote() {
-  "$tally" --workers 2 --port 0 --publish 0 >"$work/agg.log" 2>&1 &
+  "$tally" --workers 2 --port 0 --publish 0 --plaintext 1 >"$work/agg.log" 2>&1 &
   local agg=$!
   pids+=("$agg")
   local tcp
   tcp=$(wait_for "$work/agg.log" 's|.*aggregators published on tcp 127\.0\.0\.1:\([0-9]*\)$|\1|p')
-  "$tally" --workers 2 --port 0 --aggregators "127.0.0.1:$tcp" \
+  "$tally" --workers 2 --port 0 --aggregators "127.0.0.1:$tcp" --plaintext 1 \
     >"$work/ingest.log" 2>&1 &
   local ing=$!
   pids+=("$ing")

@@ -1,12 +1,12 @@
 // mayfly-load: load generator for the three protocols of
-// shared/WORKLOADS.md. Loopback targets only; every run is bounded in count
+// docs/workloads.md. Loopback targets only; every run is bounded in count
 // and time and stops by itself.
 //
 //   mayfly-load echo  [--target A:P] [--size B] [--window W] [--requests N]
 //                     [--seconds S]
 //   mayfly-load tally [--target A:P] [--datagrams N] [--rate R] [--names K]
 //                     [--lines-per-datagram L] [--seconds S]
-//   mayfly-load dns   [--target A:P] --queries FILE [--window W]
+//   mayfly-load dns   [--target A:P] --queries FILE [--window W] [--rate R]
 //                     [--requests N] [--seconds S]
 //
 // Echo is closed-loop (W outstanding, byte-for-byte verification, latency
@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -270,15 +271,21 @@ int run_dns(const args& a) {
   auto window = static_cast<uint32_t>(std::clamp(a.num("window", 64), 1.0, 60000.0));
   auto total = static_cast<uint64_t>(a.num("requests", 100000));
   auto seconds = a.num("seconds", 10);
+  // --rate R: open loop, R queries/s (still at most W outstanding), for
+  // latency at a fixed load; 0: closed loop, as fast as answers come.
+  auto rate = a.num("rate", 0);
   int fd = connected_socket(to);
   std::vector<double> sent_at(65536, 0);
+  std::vector<double> latencies; // seconds, one per answer
+  latencies.reserve(1 << 20);
   uint64_t sent = 0, received = 0, lost = 0, outstanding = 0;
   std::map<int, uint64_t> rcodes;
   uint16_t next_id = 0;
   auto start = now_s(), last = start;
   char buf[4096];
   while (now_s() - start < seconds && (sent < total || outstanding > 0)) {
-    while (outstanding < window && sent < total) {
+    while (outstanding < window && sent < total
+           && (rate <= 0 || static_cast<double>(sent) < (now_s() - start) * rate)) {
       auto& [qname, qtype] = queries[sent % queries.size()];
       auto id = next_id++;
       auto q = make_query(id, qname, qtype);
@@ -293,7 +300,10 @@ int run_dns(const args& a) {
       ++outstanding;
     }
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) {
+    int ready = ::poll(&p, 1, rate > 0 && outstanding == 0 ? 1 : 200);
+    if (ready <= 0 && rate > 0 && outstanding == 0)
+      continue; // idle between paced queries
+    if (ready <= 0) {
       // Nothing for 200 ms: whatever is outstanding is lost.
       for (auto& t : sent_at)
         if (t != 0) {
@@ -311,6 +321,8 @@ int run_dns(const args& a) {
                                       | static_cast<uint8_t>(buf[1]));
       if (sent_at[id] == 0)
         continue;
+      if (latencies.size() < latencies.capacity())
+        latencies.push_back(now_s() - sent_at[id]);
       sent_at[id] = 0;
       --outstanding;
       ++received;
@@ -324,9 +336,16 @@ int run_dns(const args& a) {
     }
   }
   auto elapsed = now_s() - start;
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) {
+    return latencies.empty()
+             ? 0.0
+             : latencies[static_cast<size_t>(q * (latencies.size() - 1))] * 1e6;
+  };
   nlohmann::json j = {{"workload", "dns"},    {"sent", sent},
                       {"received", received}, {"lost", lost + outstanding},
-                      {"seconds", elapsed},   {"queries_per_s", received / elapsed}};
+                      {"seconds", elapsed},   {"queries_per_s", received / elapsed},
+                      {"p50_us", pct(0.5)},   {"p99_us", pct(0.99)}};
   for (auto& [code, n] : rcodes)
     j["rcodes"][std::to_string(code)] = n;
   std::printf("dns: %llu answers in %.2f s = %.0f/s, lost %llu\n%s\n",
@@ -348,7 +367,7 @@ int main(int argc, char** argv) {
                 "  tally: --target A:P --datagrams N --rate R --names K "
                 "--lines-per-datagram L --seconds S\n"
                 "  dns  : --target A:P --queries FILE --window W --requests N "
-                "--seconds S\n"
+                "--seconds S [--rate R: open loop, R queries/s]\n"
                 "targets must be loopback addresses\n");
     return argc < 2 ? 2 : 0;
   }

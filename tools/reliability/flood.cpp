@@ -6,6 +6,7 @@
 //
 //   mayfly-flood echo|tally|dns --target A:P --rate R --seconds S
 //                [--size B] [--names K] [--lines L] [--name-bytes N]
+//                [--gso G]
 //
 // - echo: requests of B bytes (default 64), an 8-byte counter first.
 // - tally: ingest datagrams of L lines (default 40) "NAME:1|c" cycling
@@ -17,7 +18,12 @@
 //   name outside the zone (A, AAAA, TXT).
 //
 // R is datagrams per second (0: as fast as one thread can send). Datagrams
-// leave in sendmmsg batches of up to 32, paced every millisecond. Replies
+// leave in sendmmsg batches of up to 32, paced every millisecond. With
+// --gso G (echo only, G <= 64) each message of a batch carries up to G
+// datagrams of equal size as one UDP GSO send (UDP_SEGMENT): one thread
+// then offers ~1.5 M datagrams/s instead of ~0.36 M (docs/facts.md), enough
+// to overload a server several times over. The receiving socket sees
+// ordinary datagrams: the kernel splits the GSO send on its way. Replies
 // are read and counted, never checked (mayfly-load checks correctness).
 // Prints one line of JSON: {"sent":..,"send_errors":..,"replies":..,
 // "seconds":..,"rate":..} — `sent` counts datagrams the kernel accepted,
@@ -25,6 +31,7 @@
 // there (counted by the server as kernel_drops).
 
 #include <arpa/inet.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -120,6 +127,7 @@ int main(int argc, char** argv) {
   size_t size = 64;
   unsigned names = 1000, lines = 40;
   size_t name_bytes = 0;
+  unsigned gso = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--target")
@@ -134,6 +142,8 @@ int main(int argc, char** argv) {
       lines = static_cast<unsigned>(std::clamp(std::atol(v.c_str()), 1L, 4000L));
     else if (k == "--name-bytes")
       name_bytes = static_cast<size_t>(std::clamp(std::atol(v.c_str()), 0L, 128L));
+    else if (k == "--gso")
+      gso = static_cast<unsigned>(std::atol(v.c_str()));
     else if (k == "--names")
       names = static_cast<unsigned>(std::max(1L, std::atol(v.c_str())));
     else
@@ -141,6 +151,9 @@ int main(int argc, char** argv) {
   }
   if (seconds <= 0 || seconds > 86400 || rate < 0 || size > 65507)
     die("bad --seconds, --rate or --size");
+  if (gso < 1 || gso > 64 || (gso > 1 && mode != "echo")
+      || (gso > 1 && std::max<size_t>(size, 8) * gso > 65000))
+    die("bad --gso: 1 to 64 equal echo datagrams of at most 65000 bytes");
   auto to = mayfly::udp_address::parse(target_text);
   if (!to)
     die("--target: expected A:P");
@@ -157,7 +170,11 @@ int main(int argc, char** argv) {
   auto payloads = make_payloads(mode, size, names, lines, name_bytes);
   constexpr size_t kBatch = 32;
   std::vector<mmsghdr> msgs(kBatch);
-  std::vector<iovec> iov(kBatch);
+  std::vector<iovec> iov(kBatch * gso);
+  // One UDP_SEGMENT control message per GSO message: the segment size.
+  constexpr size_t kCmsg = CMSG_SPACE(sizeof(uint16_t));
+  std::vector<char> control(kBatch * kCmsg);
+  std::vector<size_t> in_msg(kBatch, 0); // datagrams in message i
   uint64_t sent = 0, send_errors = 0, replies = 0, counter = 0;
   std::vector<char> rbuf(65536);
   auto drain = [&] {
@@ -178,23 +195,47 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::microseconds(500));
       continue;
     }
-    size_t n = std::min<uint64_t>(kBatch, due - sent);
-    for (size_t i = 0; i < n; ++i) {
-      auto& p = payloads[(counter + i) % payloads.size()];
-      if (mode == "echo")
-        std::memcpy(p.data(), &counter, 8); // a request id, as clients do
-      iov[i] = {p.data(), p.size()};
-      msgs[i] = {};
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
+    // n messages of up to gso datagrams each, `want` datagrams in all.
+    uint64_t want = std::min<uint64_t>(kBatch * gso, due - sent);
+    size_t n = 0;
+    for (uint64_t d = 0; d < want; ++n) {
+      size_t g = std::min<uint64_t>(gso, want - d);
+      for (size_t j = 0; j < g; ++j) {
+        auto& p = payloads[(counter + d + j) % payloads.size()];
+        if (mode == "echo") {
+          uint64_t id = counter + d + j;
+          std::memcpy(p.data(), &id, 8); // a request id, as clients do
+        }
+        iov[n * gso + j] = {p.data(), p.size()};
+      }
+      msgs[n] = {};
+      msgs[n].msg_hdr.msg_iov = &iov[n * gso];
+      msgs[n].msg_hdr.msg_iovlen = g;
+      if (gso > 1) {
+        auto* c = control.data() + n * kCmsg;
+        std::memset(c, 0, kCmsg);
+        msgs[n].msg_hdr.msg_control = c;
+        msgs[n].msg_hdr.msg_controllen = kCmsg;
+        auto* cm = CMSG_FIRSTHDR(&msgs[n].msg_hdr);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t seg = static_cast<uint16_t>(std::max<size_t>(size, 8));
+        std::memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+      }
+      in_msg[n] = g;
+      d += g;
     }
     int k = ::sendmmsg(fd, msgs.data(), static_cast<unsigned>(n), 0);
     if (k < 0) {
       ++send_errors; // failed calls: EAGAIN (buffer full), ECONNREFUSED
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     } else {
-      sent += static_cast<uint64_t>(k);
-      counter += static_cast<uint64_t>(k);
+      uint64_t got = 0;
+      for (int i = 0; i < k; ++i)
+        got += in_msg[static_cast<size_t>(i)];
+      sent += got;
+      counter += got;
     }
     drain();
   }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # integration.Distribution: two mayfly-tally processes on 127.0.0.1, an
-# ingest node forwarding over CAF's middleman to an aggregator node.
+# ingest node forwarding over CAF's middleman to an aggregator node, over
+# mutual TLS with throwaway certificates made at run time.
 #
-#   distribution_test.sh TALLY LOAD OUTDIR
+#   distribution_test.sh TALLY LOAD OUTDIR CERTS-SCRIPT
 #
 # 1. Exact totals across the two processes: mayfly-load sends tally traffic
 #    to the ingest node and checks '?*' (answered by the remote aggregators)
@@ -22,9 +23,16 @@ set -euo pipefail
 
 tally=${1:?usage: distribution_test.sh TALLY LOAD OUTDIR}
 load=${2:?usage: distribution_test.sh TALLY LOAD OUTDIR}
-out=${3:?usage: distribution_test.sh TALLY LOAD OUTDIR}
+out=${3:?usage: distribution_test.sh TALLY LOAD OUTDIR CERTS-SCRIPT}
+certs_script=${4:?usage: distribution_test.sh TALLY LOAD OUTDIR CERTS-SCRIPT}
 mkdir -p "$out"
 rm -f "$out"/*.log
+# Throwaway CA and node keys, removed at exit: never committed.
+certs=$(mktemp -d)
+"$certs_script" "$certs" aggregator ingest >/dev/null
+tls() { # NODE
+  echo --tls-cert "$certs/$1.pem" --tls-key "$certs/$1.key" --tls-ca "$certs/ca.pem"
+}
 
 pids=()
 fail() {
@@ -39,6 +47,7 @@ cleanup() {
   for pid in "${pids[@]}"; do
     kill -KILL "$pid" 2>/dev/null || true
   done
+  rm -rf "$certs"
 }
 trap cleanup EXIT
 
@@ -72,12 +81,15 @@ until_stat() {
 }
 
 start_aggregator() { # LOGNAME PUBLISH-PORT
+  # shellcheck disable=SC2046
   "$tally" --workers 2 --port 0 --publish "$2" --stats 127.0.0.1:0 \
-    >"$out/$1.log" 2>&1 &
+    $(tls aggregator) >"$out/$1.log" 2>&1 &
   agg_pid=$!
   pids+=("$agg_pid")
   tcp=$(wait_for "$out/$1.log" \
     's|.*aggregators published on tcp 127\.0\.0\.1:\([0-9]*\)$|\1|p' "$agg_pid")
+  grep -q 'protected by: TLS, mutual authentication' "$out/$1.log" \
+    || fail "the aggregator node does not say its port is behind mutual TLS"
   agg_stats=http://$(wait_for "$out/$1.log" \
     's|.*statistics on http://\([0-9.:]*\)/.*|\1|p' "$agg_pid")
 }
@@ -89,8 +101,9 @@ lines_sent() { # the load generator's JSON line
 # -- the two nodes ------------------------------------------------------------------
 start_aggregator aggregator1 0
 first_agg=$agg_pid
+# shellcheck disable=SC2046
 "$tally" --workers 2 --port 0 --aggregators "127.0.0.1:$tcp" \
-  --stats 127.0.0.1:0 >"$out/ingest.log" 2>&1 &
+  --stats 127.0.0.1:0 $(tls ingest) >"$out/ingest.log" 2>&1 &
 ingest_pid=$!
 pids+=("$ingest_pid")
 udp=$(wait_for "$out/ingest.log" \

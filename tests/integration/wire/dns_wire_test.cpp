@@ -1,7 +1,7 @@
 // Bad input on the wire against the mayfly-dns service, in-process through
 // its library (examples/dns/dns_lib.cmake): a runtime, the service's
 // handler, a UDP endpoint and a stats endpoint on 127.0.0.1:0, as
-// mayfly-dns runs them. Hostile messages (shared/WORKLOADS.md §3: FORMERR
+// mayfly-dns runs them. Hostile messages (docs/workloads.md §3: FORMERR
 // for malformed queries that still carry a header; examples/dns/responder.hpp:
 // shorter than a header or QR=1 gets no reply) are each followed by a valid
 // query whose answer is checked; the service's counters (/stats, section
@@ -9,17 +9,22 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 
-#include <mayfly/actors/runtime.hpp>
 #include "examples/dns/message.hpp"
 #include "examples/dns/service.hpp"
 #include "examples/dns/zone.hpp"
-#include <mayfly/net/stats_endpoint.hpp>
-#include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "wire_support.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/stats_endpoint.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace {
 
@@ -59,14 +64,15 @@ uint16_t ancount_of(const std::string& m) {
 class DnsWire : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto z = dns::load_zone_file(MAYFLY_SOURCE_DIR "/examples/dns/example.zone");
+    auto z = dns::load_zone_file(MAYFLY_SOURCE_DIR
+                                 "/examples/dns/example.zone");
     ASSERT_TRUE(z.ok) << z.message;
-    zone_ = std::make_unique<dns::zone>(std::move(z.value));
+    svc_ = std::make_unique<dns::service>(std::move(z.value));
     auto made = mayfly::runtime::make(mayfly::test::small_runtime_config());
     ASSERT_TRUE(made) << made.error().message();
     rt_ = std::move(*made);
-    auto& h = rt_->add_handler("dns", dns::make_handler(zone_.get(), &stats_));
-    reg_ = rt_->stats().add("/dns", [this] { return stats_.to_json(); });
+    auto& h = rt_->add_handler("dns", svc_->make_handler());
+    reg_ = rt_->stats().add("/dns", [this] { return svc_->to_json(); });
     rt_->start();
     mayfly::endpoint_config ec;
     ec.address = *mayfly::udp_address::parse("127.0.0.1:0");
@@ -100,8 +106,8 @@ protected:
   void valid() {
     uint16_t id = next_id_++;
     unsigned char buf[512];
-    size_t n = dns::write_query(buf, sizeof(buf), "www.example.test",
-                                1 /* A */, id);
+    size_t n = dns::write_query(buf, sizeof(buf), "www.example.test", 1 /* A */,
+                                id);
     ASSERT_GT(n, 0u);
     ASSERT_TRUE(client_->send({reinterpret_cast<char*>(buf), n}));
     auto r = client_->receive();
@@ -156,8 +162,7 @@ protected:
     return s.is_discarded() ? json::object() : s["dns"];
   }
 
-  std::unique_ptr<dns::zone> zone_;
-  dns::service_stats stats_;
+  std::unique_ptr<dns::service> svc_;
   std::unique_ptr<mayfly::runtime> rt_;
   mayfly::stats_registry::registration reg_;
   mayfly::udp_address udp_;
@@ -221,8 +226,7 @@ TEST_F(DnsWire, HostileMessagesAmongValidQueries) {
   std::string long_name;
   for (int i = 0; i < 5; ++i)
     long_name += std::string(1, '\x3F') + std::string(63, 'l');
-  formerr(header(0x200D, 0x0100, 1) + long_name + std::string("\0", 1)
-            + kTypeA,
+  formerr(header(0x200D, 0x0100, 1) + long_name + std::string("\0", 1) + kTypeA,
           "a 320-byte name");
   valid();
   // The largest UDP payload: a valid question, then 65000+ bytes of junk.
@@ -278,6 +282,103 @@ TEST_F(DnsWire, RandomBytesNeverAffectValidQueries) {
   EXPECT_EQ(d["queries"], sent_) << d.dump();
   EXPECT_EQ(d["replies"], 60 + answered + late_) << d.dump();
   EXPECT_EQ(d["rcodes"]["NOERROR"].get<int64_t>(), 60) << d.dump();
+}
+
+// What an operator hits (issue 18 item 6), as bytes on the wire: types the
+// zone cannot hold get NODATA/NXDOMAIN (not NOTIMP), wildcards synthesize,
+// and no reply exceeds the smaller of the client's EDNS size and ours.
+TEST_F(DnsWire, UnknownTypesWildcardsAndTheSizeCapOnTheWire) {
+  auto ask = [&](const char* name, uint16_t qtype, uint16_t edns) {
+    unsigned char buf[512];
+    uint16_t id = next_id_++;
+    size_t n = dns::write_query(buf, sizeof(buf), name, qtype, id,
+                                dns::flag::rd, edns);
+    std::string reply;
+    EXPECT_GT(n, 0u);
+    EXPECT_TRUE(client_->send({reinterpret_cast<char*>(buf), n}));
+    ++sent_;
+    auto r = client_->receive();
+    EXPECT_TRUE(r) << name;
+    if (r) {
+      EXPECT_EQ(dns::check_message(*r), dns::wire_error::none) << name;
+      EXPECT_EQ(id_of(*r), id) << name;
+      reply = *r;
+    }
+    return reply;
+  };
+  auto rcode = [](const std::string& r) { return flags_of(r) & 0xF; };
+  auto nscount = [](const std::string& r) {
+    return (static_cast<unsigned char>(r[8]) << 8)
+           | static_cast<unsigned char>(r[9]);
+  };
+  for (uint16_t t : {uint16_t{257}, uint16_t{33}, uint16_t{43}, uint16_t{65},
+                     uint16_t{999}, uint16_t{65280}}) {
+    auto r = ask("www.example.test", t, 0);
+    ASSERT_GE(r.size(), 12u);
+    EXPECT_EQ(rcode(r), 0) << t;
+    EXPECT_EQ(ancount_of(r), 0) << t;
+    EXPECT_EQ(nscount(r), 1) << t; // the SOA
+    r = ask("nope.example.test", t, 1232);
+    ASSERT_GE(r.size(), 12u);
+    EXPECT_EQ(rcode(r), 3) << t;
+    EXPECT_EQ(nscount(r), 1) << t;
+  }
+  auto r = ask("some.name.wild.example.test", 1, 0);
+  ASSERT_GE(r.size(), 12u);
+  EXPECT_EQ(rcode(r), 0);
+  EXPECT_EQ(ancount_of(r), 1);
+  EXPECT_NE(flags_of(r) & dns::flag::aa, 0);
+  EXPECT_NE(r.find(std::string("\xC0\x0C\0\1\0\1", 6)), std::string::npos)
+    << "the A record is owned by the question's name (pointer to 12)";
+  for (uint16_t offered :
+       {uint16_t{0}, uint16_t{1232}, uint16_t{4096}, uint16_t{65535}}) {
+    r = ask("big.example.test", 16 /* TXT */, offered);
+    ASSERT_GE(r.size(), 12u);
+    EXPECT_LE(r.size(), offered == 0 ? 512u : 1232u) << offered;
+    EXPECT_NE(flags_of(r) & dns::flag::tc, 0) << offered;
+  }
+  auto d = dns_stats(sent_);
+  EXPECT_EQ(d["queries"], sent_) << d.dump();
+  EXPECT_EQ(d["rcodes"]["NOTIMP"], 0) << d.dump();
+  EXPECT_EQ(d["truncated"], 4) << d.dump();
+}
+
+// mayfly-dns itself with a zone it cannot load (issue 18: `--zone DIR`
+// said "no SOA record"): exit status 2 and one line naming the path and the
+// reason. Bounded: `--exit-after 5` in case it started serving after all.
+TEST(DnsProgram, BadZoneAtStartExitsTwoNamingPathAndReason) {
+  std::string bad = ::testing::TempDir() + "mayfly_dns_bad_"
+                    + std::to_string(::getpid()) + ".zone";
+  {
+    FILE* f = std::fopen(bad.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("$ORIGIN bad.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n"
+               "www A 192.0.2.300\n",
+               f);
+    std::fclose(f);
+  }
+  const std::pair<std::string, std::string> cases[] = {
+    {"/tmp", "mayfly-dns: /tmp: cannot read the zone file: Is a directory"},
+    {"/nonexistent/x.zone", "mayfly-dns: /nonexistent/x.zone: cannot open "
+                            "the zone file: No such file or directory"},
+    {bad, "mayfly-dns: " + bad + ": line 4: bad IPv4 address '192.0.2.300'"},
+  };
+  for (auto& [path, message] : cases) {
+    std::string cmd = std::string{MAYFLY_DNS_BIN} + " --zone '" + path
+                      + "' --port 0 --exit-after 5 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0)
+      out.append(buf, n);
+    int status = ::pclose(p);
+    ASSERT_TRUE(WIFEXITED(status)) << path;
+    EXPECT_EQ(WEXITSTATUS(status), 2) << path << ": " << out;
+    EXPECT_EQ(out, message + "\n") << path;
+  }
+  ::unlink(bad.c_str());
 }
 
 } // namespace

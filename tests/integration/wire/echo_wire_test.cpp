@@ -1,5 +1,5 @@
 // Bad input on the wire against mayfly-echo, run as a subprocess on
-// ephemeral loopback ports (shared/WORKLOADS.md §1: a request is 1 to 65507
+// ephemeral loopback ports (docs/workloads.md §1: a request is 1 to 65507
 // bytes and comes back byte for byte; a datagram the server cannot parse
 // gets no reply and never affects other datagrams). Each odd datagram is
 // sandwiched between valid requests whose replies are checked byte for

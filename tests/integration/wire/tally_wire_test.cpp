@@ -1,5 +1,5 @@
 // Bad input on the wire against mayfly-tally, run as a subprocess on
-// ephemeral loopback ports (shared/WORKLOADS.md §2: every line that does
+// ephemeral loopback ports (docs/workloads.md §2: every line that does
 // not match NAME:VALUE|c exactly is counted as an error and skipped, the
 // rest of the datagram is still processed; no reply to ingest; '?NAME' and
 // '?*' are answered after everything received before them). Malformed

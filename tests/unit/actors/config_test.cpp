@@ -108,7 +108,48 @@ TEST(RuntimeConfig, ReadsFilesWithCommentsAndReportsBadOnes) {
   std::remove(path.c_str());
   auto missing = mayfly::read_config_file(path);
   ASSERT_FALSE(missing);
-  EXPECT_EQ(missing.error().message(), path + ": cannot open configuration file");
+  EXPECT_EQ(missing.error().message(),
+            path + ": cannot open configuration file: No such file or directory");
+}
+
+// Issue 18 item 5: `--config /tmp` and `--config /proc/self/mem` aborted
+// with std::__ios_failure (rc 134): the ifstream threw inside the parser.
+TEST(RuntimeConfig, UnreadableConfigFilesAreErrorsNotAborts) {
+  auto dir = mayfly::read_config_file("/tmp");
+  ASSERT_FALSE(dir);
+  EXPECT_EQ(dir.error().message(),
+            "/tmp: cannot read configuration file: Is a directory");
+  auto mem = mayfly::read_config_file("/proc/self/mem");
+  ASSERT_FALSE(mem);
+  EXPECT_EQ(mem.error().message(),
+            "/proc/self/mem: cannot read configuration file: Input/output "
+            "error");
+  auto dev = mayfly::read_config_file("/dev/zero");
+  ASSERT_FALSE(dev);
+  EXPECT_EQ(dev.error().message(),
+            "/dev/zero: configuration file is not a regular file");
+}
+
+// Issue 18 item 5: a key given twice was accepted silently (the last won).
+TEST(RuntimeConfig, DuplicateKeysInAConfigFileAreErrors) {
+  auto path = std::string{::testing::TempDir()} + "mayfly_config_dup.json";
+  auto read = [&](const char* text) {
+    {
+      std::ofstream out{path};
+      out << text;
+    }
+    auto doc = mayfly::read_config_file(path);
+    std::remove(path.c_str());
+    return doc ? std::string{"ok"} : doc.error().message();
+  };
+  EXPECT_EQ(read(R"({ "runtime": { "workers": 2, "workers": 3 } })"),
+            path + ": runtime.workers: key given twice in the configuration "
+                   "file");
+  EXPECT_EQ(read(R"({ "net": {}, "net": {} })"),
+            path + ": net: key given twice in the configuration file");
+  // The same key in different objects is fine, and so are arrays.
+  EXPECT_EQ(read(R"({ "a": { "x": 1 }, "b": { "x": [ { "y": 1 }, { "y": 2 } ] } })"),
+            "ok");
 }
 
 // worker_idle reaches CAF: "block" skips the napping phase of CAF's

@@ -218,6 +218,78 @@ TEST_F(HandlerTest, AwaitingHandlerRepliesAfterResponse) {
   EXPECT_EQ(rt->arenas().leases_out(), 0);
 }
 
+TEST_F(HandlerTest, AskContinuesWithTheAnswer) {
+  auto doubler = spawn_long_lived(*rt, [](caf::event_based_actor*) -> caf::behavior {
+    return {[](int x) { return x * 2; }};
+  });
+  auto& h = rt->add_handler("ask", [doubler](handler_context& ctx,
+                                             const datagram&) {
+    ctx.ask(doubler, 21).then([&ctx](int y) { ctx.reply(std::to_string(y)); });
+  });
+  ASSERT_EQ(dispatch(h, "q"), dispatch_status::spawned);
+  sched().run();
+  auto sent = sink.take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, "42");
+  EXPECT_EQ(h.count(handler_type::ask_errors), 0);
+  EXPECT_EQ(h.in_flight(), 0);
+  EXPECT_EQ(rt->arenas().leases_out(), 0);
+}
+
+TEST_F(HandlerTest, AskWithoutAnAnswerSendsTheErrorReplyAndEnds) {
+  auto mute = spawn_long_lived(*rt, [](caf::event_based_actor* self) -> caf::behavior {
+    return {[self](int) { return self->make_response_promise<int>(); }};
+  });
+  handler_options options;
+  options.ask_timeout = std::chrono::milliseconds{50};
+  options.error_reply = "try later";
+  bool answered = false;
+  auto& h = rt->add_handler("ask", [&answered, mute](handler_context& ctx,
+                                                     const datagram&) {
+    ctx.ask(mute, 1).then([&answered](int) { answered = true; });
+  }, options);
+  ASSERT_EQ(dispatch(h, "q"), dispatch_status::spawned);
+  sched().run();
+  EXPECT_EQ(h.in_flight(), 1); // waiting for the answer
+  sched().trigger_timeouts();
+  sched().run();
+  EXPECT_FALSE(answered);
+  auto sent = sink.take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].payload, "try later");
+  EXPECT_EQ(h.count(handler_type::ask_errors), 1);
+  EXPECT_EQ(h.count(handler_type::killed), 0);
+  EXPECT_EQ(h.in_flight(), 0);
+  EXPECT_EQ(rt->arenas().leases_out(), 0);
+}
+
+TEST_F(HandlerTest, AskAnsweredByAnErrorSendsNothingWithoutAnErrorReply) {
+  auto refuser = spawn_long_lived(*rt, [](caf::event_based_actor*) -> caf::behavior {
+    return {[](int) -> caf::result<int> { return caf::sec::invalid_argument; }};
+  });
+  auto& h = rt->add_handler("ask", [refuser](handler_context& ctx,
+                                             const datagram&) {
+    ctx.ask(refuser, 1).then([&ctx](int) { ctx.reply("unexpected"); });
+  });
+  ASSERT_EQ(dispatch(h, "q"), dispatch_status::spawned);
+  sched().run();
+  EXPECT_TRUE(sink.take().empty());
+  EXPECT_EQ(h.count(handler_type::ask_errors), 1);
+  EXPECT_EQ(h.in_flight(), 0);
+  EXPECT_EQ(rt->arenas().leases_out(), 0);
+}
+
+TEST_F(HandlerTest, HandlerOptionsLeftAtZeroTakeTheRuntimeDefaults) {
+  auto& own = rt->add_handler("own", [](handler_context&, const datagram&) {},
+                              handler_options{7, std::chrono::milliseconds{5}, ""});
+  auto& dflt = rt->add_handler("default",
+                               [](handler_context&, const datagram&) {},
+                               handler_options{});
+  EXPECT_EQ(own.max_in_flight(), 7u);
+  EXPECT_EQ(dflt.max_in_flight(), rt->config().max_in_flight);
+  EXPECT_EQ(dflt.options().ask_timeout, std::chrono::milliseconds{1000});
+}
+
 TEST_F(HandlerTest, RequestTimeoutEndsHandler) {
   // An actor that never answers.
   auto mute = spawn_long_lived(*rt, [](caf::event_based_actor* self) -> caf::behavior {

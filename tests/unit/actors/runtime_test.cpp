@@ -146,7 +146,7 @@ TEST(Runtime, NoMayflyHeapAllocationPerDatagram) {
   RecordProperty("allocations_per_handler", std::to_string(per_handler));
   std::printf("allocations per handler (all code, CAF included): %.3f\n",
               per_handler);
-  // CAF 0.17.6's floor for this spawn pattern is 3 (shared/FACTS.md), 2 with
+  // CAF 0.17.6's floor for this spawn pattern is 3 (docs/facts.md), 2 with
   // mayfly's scheduler (no clock event per exit, actors/scheduler.hpp); a
   // little slack for CAF's occasional bookkeeping (worker wake-ups).
   EXPECT_LE(per_handler, 2.1);

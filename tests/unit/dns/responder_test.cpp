@@ -232,12 +232,53 @@ TEST_F(DnsResponder, NotimpForOtherOpcodes) {
     EXPECT_EQ(opcode_of(d.hdr.flags), opcode);
     EXPECT_EQ(d.hdr.ancount, 0);
   }
-  // Zone transfers and other meta types.
-  for (uint16_t t :
-       {type::axfr, type::ixfr, type::maila, type::opt, uint16_t{250}}) {
+  // Zone transfers and the other meta types (RFC 6895 §3.1) but ANY.
+  for (uint16_t t : {type::axfr, type::ixfr, type::maila, type::mailb,
+                     type::opt, type::tsig, type::tkey}) {
     auto d = ask("example.test", t);
     EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::notimp)) << t;
+    EXPECT_FALSE(d.has(flag::aa)) << t;
   }
+}
+
+// RFC 3597: a type the zone cannot hold, known or not, is data like any
+// other: NODATA at a name that exists, NXDOMAIN at one that does not, the
+// SOA in authority either way; never NOTIMP.
+TEST_F(DnsResponder, UnknownTypesGetNodataOrNxdomainNotNotimp) {
+  const uint16_t kTypes[] = {257 /* CAA */,
+                             33 /* SRV */,
+                             43 /* DS */,
+                             65 /* HTTPS */,
+                             999,
+                             65280,
+                             128,
+                             248,
+                             0};
+  for (uint16_t t : kTypes) {
+    auto d = ask("www.example.test", t);
+    EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::noerror)) << t;
+    EXPECT_TRUE(d.has(flag::aa)) << t;
+    EXPECT_EQ(d.hdr.ancount, 0) << t;
+    auto auth = d.in(section::authority);
+    ASSERT_EQ(auth.size(), 1u) << t;
+    EXPECT_EQ(auth[0].type, type::soa) << t;
+    EXPECT_EQ(auth[0].ttl, 300u) << t;
+
+    d = ask("nope.example.test", t);
+    EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::nxdomain)) << t;
+    EXPECT_TRUE(d.has(flag::aa)) << t;
+    ASSERT_EQ(d.in(section::authority).size(), 1u) << t;
+    EXPECT_EQ(d.in(section::authority)[0].type, type::soa) << t;
+
+    // A CNAME is followed for them as for A.
+    d = ask("alias.example.test", t);
+    EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::noerror)) << t;
+    EXPECT_EQ(d.hdr.ancount, 2) << t;
+    EXPECT_EQ(d.in(section::authority).size(), 1u) << t;
+  }
+  // Outside the zone it is still REFUSED.
+  auto d = ask("www.example.org", 257);
+  EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::refused));
 }
 
 TEST_F(DnsResponder, FollowsCnameChains) {
@@ -371,14 +412,16 @@ TEST_F(DnsResponder, EdnsGetsAnOptBack) {
 class DnsResponderBig : public DnsResponder {
 protected:
   void SetUp() override {
-    // 8 TXT records of 200 bytes each on one name (~1.7 KB), plus a
-    // name whose records cross 4096 bytes.
+    // 8 TXT records of 200 bytes each on one name (~1.7 KB), 4 on another
+    // (~850 bytes), and a name whose records cross 4096 bytes.
     std::string text = "$ORIGIN big.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n";
     for (int i = 0; i < 8; ++i)
       text += "t TXT \"" + std::to_string(i) + std::string(199, 'x') + "\"\n";
     for (int i = 0; i < 20; ++i)
       text += "huge TXT \"" + std::to_string(i) + std::string(250, 'y')
               + "\"\n";
+    for (int i = 0; i < 4; ++i)
+      text += "m TXT \"" + std::to_string(i) + std::string(199, 'z') + "\"\n";
     text += "small A 192.0.2.1\n";
     auto r = parse_zone(text);
     ASSERT_TRUE(r.ok) << r.message;
@@ -402,25 +445,43 @@ TEST_F(DnsResponderBig, TruncatesAt512WithoutEdns) {
 }
 
 TEST_F(DnsResponderBig, EdnsAllowsLargerAnswers) {
-  auto d = ask("t.big.test", type::txt, flag::rd, 4096);
+  // ~850 bytes: too large for 512, fits our 1232.
+  auto bytes = raw(make_query("m.big.test", type::txt, 1, 0, 4096));
+  EXPECT_GT(bytes.size(), 512u);
+  auto d = decode(bytes);
   EXPECT_FALSE(d.has(flag::tc));
-  EXPECT_EQ(d.hdr.ancount, 8);
+  EXPECT_EQ(d.hdr.ancount, 4);
   // An advertised size below 512 counts as 512.
-  auto bytes = raw(make_query("t.big.test", type::txt, 1, 0, 100));
+  bytes = raw(make_query("m.big.test", type::txt, 1, 0, 100));
   EXPECT_LE(bytes.size(), 512u);
   EXPECT_TRUE(decode(bytes).has(flag::tc));
-  // 1232: still too small for 1.7 KB.
-  bytes = raw(make_query("t.big.test", type::txt, 1, 0, 1232));
-  EXPECT_LE(bytes.size(), 1232u);
+  // Between 512 and ours: the client's size is the limit.
+  bytes = raw(make_query("m.big.test", type::txt, 1, 0, 700));
+  EXPECT_LE(bytes.size(), 700u);
   d = decode(bytes);
   EXPECT_TRUE(d.has(flag::tc));
   EXPECT_EQ(d.in(section::additional).size(), 1u); // the OPT still fits
-  // Sizes above 4096 are capped at 4096.
-  bytes = raw(make_query("huge.big.test", type::txt, 1, 0, 65535));
-  EXPECT_LE(bytes.size(), kMaxUdpSize);
-  d = decode(bytes);
-  ASSERT_TRUE(d.ok) << d.error;
-  EXPECT_TRUE(d.has(flag::tc));
+}
+
+// The reply is capped at the smaller of the client's EDNS size and the
+// size we advertise (1232, RFC 6891 §6.2.5): a client offering 4096 or
+// 65535 must not get 1.7 KB from a server that said 1232.
+TEST_F(DnsResponderBig, RepliesNeverExceedOurAdvertisedSize) {
+  for (uint16_t offered :
+       {uint16_t{1232}, uint16_t{1233}, uint16_t{4096}, uint16_t{65535}}) {
+    for (const char* name : {"t.big.test", "huge.big.test"}) {
+      auto bytes = raw(make_query(name, type::txt, 1, 0, offered));
+      EXPECT_LE(bytes.size(), size_t{kAdvertisedUdpSize})
+        << name << " " << offered;
+      auto d = decode(bytes);
+      ASSERT_TRUE(d.ok) << d.error;
+      EXPECT_TRUE(d.has(flag::tc)) << name << " " << offered;
+      EXPECT_TRUE(out_.truncated);
+      EXPECT_EQ(d.hdr.ancount, 0); // a partial RRset is left out
+      ASSERT_EQ(d.in(section::additional).size(), 1u);
+      EXPECT_EQ(d.in(section::additional)[0].klass, kAdvertisedUdpSize);
+    }
+  }
 }
 
 TEST_F(DnsResponder, RandomQueriesGetWellFormedAnswers) {
@@ -465,6 +526,166 @@ TEST_F(DnsResponder, RespondMakesNoHeapAllocation) {
     EXPECT_EQ(mayfly::test::allocation_count(), before);
     EXPECT_FALSE(reply.empty());
   }
+}
+
+// The zone of RFC 4592 §2.2.1, with two changes: the SRV records are TXT
+// (this example loads no SRV), and `subdel` is left out (no delegations
+// here, so `host.subdel.example` would not be a referral).
+constexpr const char* kRfc4592Zone = R"(
+$ORIGIN example.
+example.                 3600 IN  SOA   ns.example.com. hostmaster.example.com. (
+                                        1 7200 900 1209600 300 )
+example.                 3600     NS    ns.example.com.
+example.                 3600     NS    ns.example.net.
+*.example.               3600     TXT   "this is a wildcard"
+*.example.               3600     MX    10 host1.example.
+sub.*.example.           3600     TXT   "this is not a wildcard"
+host1.example.           3600     A     192.0.2.1
+_ssh._tcp.host1.example. 3600     TXT   "srv stand-in"
+_ssh._tcp.host2.example. 3600     TXT   "srv stand-in"
+; Not in the RFC: a wildcard CNAME, and CNAMEs into synthesized names.
+*.w.example.             3600     CNAME host1.example.
+alias.example.           3600     CNAME x.w.example.
+toall.example.           3600     CNAME foo.example.
+)";
+
+class DnsResponderWildcard : public DnsResponder {
+protected:
+  void SetUp() override {
+    auto r = parse_zone(kRfc4592Zone);
+    ASSERT_TRUE(r.ok) << r.message;
+    zone_ = std::move(r.value);
+    ASSERT_TRUE(zone_.has_wildcards());
+  }
+
+  void expect_nxdomain(const decoded& d, const char* what) {
+    EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::nxdomain)) << what;
+    EXPECT_EQ(d.hdr.ancount, 0) << what;
+    ASSERT_EQ(d.in(section::authority).size(), 1u) << what;
+    EXPECT_EQ(d.in(section::authority)[0].type, type::soa) << what;
+  }
+
+  void expect_nodata(const decoded& d, const char* what) {
+    EXPECT_EQ(d.rcode(), static_cast<uint8_t>(rcode::noerror)) << what;
+    EXPECT_EQ(d.hdr.ancount, 0) << what;
+    ASSERT_EQ(d.in(section::authority).size(), 1u) << what;
+    EXPECT_EQ(d.in(section::authority)[0].type, type::soa) << what;
+  }
+};
+
+// RFC 4592 §2.2.1: "The following responses would be synthesized from one
+// of the wildcards in the zone". The owner is the query name.
+TEST_F(DnsResponderWildcard, Rfc4592ExamplesThatSynthesize) {
+  auto d = ask("host3.example", type::mx);
+  EXPECT_EQ(d.rcode(), 0);
+  EXPECT_TRUE(d.has(flag::aa));
+  EXPECT_EQ(answers(d),
+            (std::vector<std::string>{"host3.example. 15 10 host1.example."}));
+  EXPECT_EQ(d.hdr.nscount, 0);
+  // The wildcard matches but owns no A: NODATA.
+  d = ask("host3.example", type::a);
+  expect_nodata(d, "host3.example A");
+  d = ask("foo.bar.example", type::txt);
+  EXPECT_EQ(d.rcode(), 0);
+  EXPECT_EQ(answers(d), (std::vector<std::string>{
+                          "foo.bar.example. 16 \"this is a wildcard\""}));
+}
+
+// RFC 4592 §2.2.1: "The following responses would not be synthesized from
+// any of the wildcards in the zone".
+TEST_F(DnsResponderWildcard, Rfc4592ExamplesThatDoNotSynthesize) {
+  // The name exists: its own (missing) data, not the wildcard's.
+  expect_nodata(ask("host1.example", type::mx), "host1.example MX");
+  expect_nodata(ask("sub.*.example", type::mx), "sub.*.example MX");
+  // The closest encloser is the empty non-terminal _tcp.host1.example,
+  // which has no wildcard child.
+  expect_nxdomain(ask("_telnet._tcp.host1.example", 33 /* SRV */),
+                  "_telnet._tcp.host1.example SRV");
+  // The closest encloser is *.example itself; *.*.example does not exist.
+  expect_nxdomain(ask("ghost.*.example", type::mx), "ghost.*.example MX");
+}
+
+TEST_F(DnsResponderWildcard, EmptyNonTerminalsExistAndBlockTheWildcard) {
+  // _tcp.host1.example and host2.example exist (empty non-terminals).
+  expect_nodata(ask("_tcp.host1.example", type::txt), "_tcp.host1 TXT");
+  expect_nodata(ask("host2.example", type::txt), "host2 TXT");
+  // Below them there is no wildcard: NXDOMAIN, although *.example exists.
+  expect_nxdomain(ask("x.host2.example", type::txt), "x.host2 TXT");
+  // A name below an existing one with records: still NXDOMAIN.
+  expect_nxdomain(ask("a.host1.example", type::txt), "a.host1 TXT");
+}
+
+TEST_F(DnsResponderWildcard, TheWildcardAskedForItselfIsAnOrdinaryName) {
+  auto d = ask("*.example", type::txt);
+  EXPECT_EQ(answers(d),
+            (std::vector<std::string>{"*.example. 16 \"this is a wildcard\""}));
+  d = ask("*.example", type::any);
+  EXPECT_EQ(d.hdr.ancount, 2);
+}
+
+TEST_F(DnsResponderWildcard, SynthesizedAnswersKeepTheQuestionsSpelling) {
+  auto bytes = raw(make_query("HoSt3.ExAmple", type::mx));
+  auto d = decode(bytes);
+  ASSERT_TRUE(d.ok) << d.error;
+  auto ans = d.in(section::answer);
+  ASSERT_EQ(ans.size(), 1u);
+  EXPECT_EQ(ans[0].owner, "HoSt3.ExAmple.");
+  // Written as a pointer to the question (offset 12).
+  auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
+  EXPECT_EQ(get16(b + ans[0].offset), 0xC000 | 12);
+  // ANY gets every record of the wildcard, under the query name.
+  d = ask("any.example", type::any);
+  EXPECT_EQ(d.hdr.ancount, 2);
+  for (auto& r : d.in(section::answer))
+    EXPECT_EQ(r.owner, "any.example.");
+}
+
+TEST_F(DnsResponderWildcard, WildcardCnamesAreFollowed) {
+  // A synthesized CNAME, then the target's A.
+  auto d = ask("x.w.example", type::a);
+  EXPECT_EQ(d.rcode(), 0);
+  EXPECT_EQ(answers(d),
+            (std::vector<std::string>{"x.w.example. 5 host1.example.",
+                                      "host1.example. 1 192.0.2.1"}));
+  // Asking for the CNAME itself.
+  d = ask("deep.er.w.example", type::cname);
+  EXPECT_EQ(answers(d),
+            (std::vector<std::string>{"deep.er.w.example. 5 host1.example."}));
+  // A CNAME whose target is synthesized: by a CNAME, then by data.
+  d = ask("alias.example", type::a);
+  EXPECT_EQ(answers(d),
+            (std::vector<std::string>{"alias.example. 5 x.w.example.",
+                                      "x.w.example. 5 host1.example.",
+                                      "host1.example. 1 192.0.2.1"}));
+  d = ask("toall.example", type::txt);
+  EXPECT_EQ(answers(d), (std::vector<std::string>{
+                          "toall.example. 5 foo.example.",
+                          "foo.example. 16 \"this is a wildcard\""}));
+}
+
+TEST_F(DnsResponderWildcard, LookupSaysWhenItSynthesized) {
+  auto key = [](const char* text) {
+    char buf[kMaxName];
+    size_t n = name_from_text(text, buf);
+    for (size_t i = 0; i < n; ++i)
+      buf[i] = ascii_lower(buf[i]);
+    return std::string(buf, n);
+  };
+  auto m = zone_.lookup(key("host3.example"));
+  ASSERT_NE(m.nd, nullptr);
+  EXPECT_TRUE(m.synthesized);
+  EXPECT_EQ(m.nd, zone_.find(key("*.example")));
+  m = zone_.lookup(key("host1.example"));
+  EXPECT_FALSE(m.synthesized);
+  EXPECT_EQ(m.nd, zone_.find(key("host1.example")));
+  m = zone_.lookup(key("ghost.*.example"));
+  EXPECT_EQ(m.nd, nullptr);
+  EXPECT_FALSE(m.synthesized);
+  // A zone without wildcards never synthesizes.
+  auto plain = parse_zone(kZone);
+  ASSERT_TRUE(plain.ok);
+  EXPECT_FALSE(plain.value.has_wildcards());
+  EXPECT_EQ(plain.value.lookup(key("x.example.test")).nd, nullptr);
 }
 
 } // namespace

@@ -7,20 +7,21 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
 
-#include <mayfly/actors/runtime.hpp>
-#include "tests/support/small_runtime.hpp"
 #include "dns_test_util.hpp"
-#include <mayfly/net/udp_endpoint.hpp>
+#include "tests/support/small_runtime.hpp"
 #include "tests/unit/net/udp_client.hpp"
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 namespace {
 
 using namespace mayfly;
-
 
 bool have_dig() {
   return std::system("command -v dig >/dev/null 2>&1") == 0;
@@ -50,14 +51,14 @@ protected:
     auto z = dns::load_zone_file(MAYFLY_SOURCE_DIR
                                  "/examples/dns/example.zone");
     ASSERT_TRUE(z.ok) << z.message;
-    zone_ = std::make_unique<dns::zone>(std::move(z.value));
+    svc_ = std::make_unique<dns::service>(std::move(z.value));
   }
 
   void start(const char* address = "127.0.0.1:0") {
     auto made = runtime::make(test::small_runtime_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
-    handler = &rt->add_handler("dns", dns::make_handler(zone_.get(), &stats));
+    handler = &rt->add_handler("dns", svc_->make_handler());
     endpoint_config ec;
     ec.address = *udp_address::parse(address);
     auto ep = udp_endpoint::open(*rt, *handler, ec);
@@ -93,8 +94,10 @@ protected:
                + " +tries=1 +time=2");
   }
 
-  std::unique_ptr<dns::zone> zone_;
-  dns::service_stats stats;
+  std::unique_ptr<dns::service> svc_;
+  dns::service_stats& stats() {
+    return svc_->stats();
+  }
   std::unique_ptr<runtime> rt;
   handler_type* handler = nullptr;
   udp_endpoint* endpoint = nullptr;
@@ -117,7 +120,7 @@ TEST_F(DnsService, DigGetsAnAuthoritativeAnswer) {
   // dig sends EDNS: the OPT comes back.
   EXPECT_TRUE(contains(out, "udp: 1232")) << out;
   settle();
-  EXPECT_EQ(stats.count(dns::service_stats::rc_noerror), 1);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_noerror), 1);
 }
 
 TEST_F(DnsService, DigShortAnswers) {
@@ -154,8 +157,8 @@ TEST_F(DnsService, DigSeesNegativeAnswersAndRefusals) {
   EXPECT_TRUE(contains(out, "status: NXDOMAIN")) << out;
   EXPECT_TRUE(contains(out, "CNAME\tnowhere.example.test.")) << out;
   settle();
-  EXPECT_EQ(stats.count(dns::service_stats::rc_nxdomain), 2);
-  EXPECT_EQ(stats.count(dns::service_stats::rc_refused), 1);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_nxdomain), 2);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_refused), 1);
 }
 
 TEST_F(DnsService, DigFlagsAndVariants) {
@@ -218,11 +221,11 @@ TEST_F(DnsService, RawDatagrams) {
   ASSERT_TRUE(reply);
   EXPECT_EQ(dns::test::decode(*reply).hdr.ancount, 2);
   settle();
-  EXPECT_EQ(stats.count(dns::service_stats::dropped_short), 1);
-  EXPECT_EQ(stats.count(dns::service_stats::dropped_qr), 1);
-  EXPECT_EQ(stats.count(dns::service_stats::rc_formerr), 1);
-  EXPECT_EQ(stats.count(dns::service_stats::queries), 4);
-  EXPECT_EQ(stats.count(dns::service_stats::replies), 2);
+  EXPECT_EQ(stats().count(dns::service_stats::dropped_short), 1);
+  EXPECT_EQ(stats().count(dns::service_stats::dropped_qr), 1);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_formerr), 1);
+  EXPECT_EQ(stats().count(dns::service_stats::queries), 4);
+  EXPECT_EQ(stats().count(dns::service_stats::replies), 2);
 }
 
 TEST_F(DnsService, ManyQueriesInFlight) {
@@ -245,10 +248,138 @@ TEST_F(DnsService, ManyQueriesInFlight) {
   }
   EXPECT_EQ(got, total);
   settle();
-  EXPECT_EQ(stats.count(dns::service_stats::queries), total);
-  EXPECT_EQ(stats.count(dns::service_stats::rc_noerror), total / 2);
-  EXPECT_EQ(stats.count(dns::service_stats::rc_nxdomain), total / 2);
+  EXPECT_EQ(stats().count(dns::service_stats::queries), total);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_noerror), total / 2);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_nxdomain), total / 2);
   EXPECT_EQ(handler->count(handler_type::replies), total);
+}
+
+// RFC 3597 (issue 18: CAA, SRV, DS, HTTPS, TYPE999, TYPE65280 got
+// NOTIMP): types the zone cannot hold are answered NODATA or NXDOMAIN.
+TEST_F(DnsService, DigGetsNodataForTypesTheZoneCannotHold) {
+  REQUIRE_DIG();
+  start();
+  for (std::string t : {"CAA", "SRV", "DS", "HTTPS", "TYPE999", "TYPE65280"}) {
+    auto out = dig("www.example.test " + t);
+    EXPECT_TRUE(contains(out, "status: NOERROR")) << t << out;
+    EXPECT_TRUE(contains(out, "flags: qr aa rd;")) << t << out;
+    EXPECT_TRUE(contains(out, "ANSWER: 0, AUTHORITY: 1")) << t << out;
+    out = dig("nope.example.test " + t);
+    EXPECT_TRUE(contains(out, "status: NXDOMAIN")) << t << out;
+    EXPECT_TRUE(contains(out, "AUTHORITY: 1")) << t << out;
+  }
+  settle();
+  EXPECT_EQ(stats().count(dns::service_stats::rc_notimp), 0);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_noerror), 6);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_nxdomain), 6);
+}
+
+// RFC 4592 wildcards in example.zone (*.wild.example.test).
+TEST_F(DnsService, DigSeesWildcardsSynthesized) {
+  REQUIRE_DIG();
+  start();
+  auto out = dig("anything.wild.example.test A");
+  EXPECT_TRUE(contains(out, "status: NOERROR")) << out;
+  EXPECT_TRUE(contains(out, "flags: qr aa rd;")) << out;
+  EXPECT_TRUE(
+    contains(out, "anything.wild.example.test. 3600 IN\tA\t192.0.2.99"))
+    << out;
+  EXPECT_EQ(dig("a.b.wild.example.test TXT +short"),
+            "\"synthesized from *.wild.example.test\"\n");
+  // exists.wild exists: its own records only.
+  EXPECT_EQ(dig("exists.wild.example.test A +short"), "192.0.2.98\n");
+  out = dig("exists.wild.example.test TXT");
+  EXPECT_TRUE(contains(out, "ANSWER: 0, AUTHORITY: 1")) << out;
+  // Below it there is no wildcard.
+  out = dig("x.exists.wild.example.test A");
+  EXPECT_TRUE(contains(out, "status: NXDOMAIN")) << out;
+}
+
+// RFC 6891 §6.2.5 (issue 18: replies up to 4096 bytes while advertising
+// 1232): a client offering 4096 gets at most 1232 bytes and TC.
+TEST_F(DnsService, DigNeverGetsMoreThanOurAdvertisedSize) {
+  REQUIRE_DIG();
+  start();
+  auto out = dig("big.example.test TXT +bufsize=4096 +ignore");
+  EXPECT_TRUE(contains(out, "flags: qr aa tc rd;")) << out;
+  EXPECT_TRUE(contains(out, "udp: 1232")) << out;
+  auto at = out.find("MSG SIZE  rcvd: ");
+  ASSERT_NE(at, std::string::npos) << out;
+  EXPECT_LE(std::stoi(out.substr(at + 16)), 1232) << out;
+  // Without EDNS: 512.
+  out = dig("big.example.test TXT +noedns +ignore");
+  EXPECT_TRUE(contains(out, " tc ")) << out;
+  settle();
+  EXPECT_EQ(stats().count(dns::service_stats::truncated), 2);
+}
+
+// A reload swaps the zone for new queries on a running service, also with
+// queries in flight; a bad file keeps the old zone.
+TEST_F(DnsService, ReloadAnswersNewQueriesFromTheNewZone) {
+  std::string path = ::testing::TempDir() + "mayfly_dns_service_reload_"
+                     + std::to_string(::getpid()) + ".zone";
+  auto write = [&](const char* addr) {
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fprintf(f,
+                 "$ORIGIN example.test.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n"
+                 "www A %s\n",
+                 addr);
+    std::fclose(f);
+  };
+  write("192.0.2.1");
+  auto z = dns::load_zone_file(path);
+  ASSERT_TRUE(z.ok) << z.message;
+  svc_ = std::make_unique<dns::service>(std::move(z.value), path);
+  start();
+  test::udp_client client{endpoint->local_address()};
+  auto ask = [&](uint16_t id) -> std::string {
+    if (!client.send(
+          dns::test::make_query("www.example.test", dns::type::a, id)))
+      return "send failed";
+    auto reply = client.receive();
+    if (!reply)
+      return "no reply";
+    auto d = dns::test::decode(*reply);
+    auto ans = d.in(dns::section::answer);
+    return ans.size() == 1 ? ans[0].rdata
+                           : "answers: " + std::to_string(ans.size());
+  };
+  EXPECT_EQ(ask(1), "192.0.2.1");
+  write("192.0.2.2");
+  EXPECT_TRUE(svc_->reload().ok);
+  EXPECT_EQ(ask(2), "192.0.2.2");
+  write("192.0.2.999");
+  EXPECT_FALSE(svc_->reload().ok);
+  EXPECT_EQ(ask(3), "192.0.2.2");
+  // Reloads while queries are in flight: every query is answered from one
+  // zone or the other, whole.
+  constexpr int total = 100;
+  for (int i = 0; i < total; ++i) {
+    ASSERT_TRUE(client.send(dns::test::make_query(
+      "www.example.test", dns::type::a, static_cast<uint16_t>(100 + i))));
+    if (i % 10 == 0) {
+      write(i % 20 == 0 ? "192.0.2.3" : "192.0.2.2");
+      EXPECT_TRUE(svc_->reload().ok);
+    }
+  }
+  int got = 0;
+  for (int i = 0; i < total; ++i) {
+    auto reply = client.receive();
+    if (!reply)
+      break;
+    auto ans = dns::test::decode(*reply).in(dns::section::answer);
+    ASSERT_EQ(ans.size(), 1u);
+    EXPECT_TRUE(ans[0].rdata == "192.0.2.2" || ans[0].rdata == "192.0.2.3")
+      << ans[0].rdata;
+    ++got;
+  }
+  EXPECT_EQ(got, total);
+  settle();
+  EXPECT_EQ(stats().count(dns::service_stats::reloads), 11);
+  EXPECT_EQ(stats().count(dns::service_stats::reload_failures), 1);
+  EXPECT_EQ(stats().count(dns::service_stats::rc_noerror), total + 3);
+  ::unlink(path.c_str());
 }
 
 } // namespace

@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <random>
 #include <string>
 
@@ -400,6 +404,46 @@ TEST(DnsZone, MissingFileIsAnErrorValue) {
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.line, 0);
   EXPECT_NE(r.message.find("/nonexistent/dir/zone.file"), std::string::npos);
+}
+
+// A directory, a device or an unreadable file given as the zone: the
+// message names the path and the OS's reason, never "no SOA record"
+// (issue 18: `--zone DIR` said "no SOA record").
+TEST(DnsZone, ZonePathThatIsADirectoryNamesPathAndOsError) {
+  auto r = load_zone_file("/tmp");
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.line, 0);
+  EXPECT_EQ(r.message, "/tmp: cannot read the zone file: Is a directory");
+  EXPECT_TRUE(r.value.nodes().empty());
+
+  r = load_zone_file("/nonexistent/dir/zone.file");
+  EXPECT_EQ(r.message, "/nonexistent/dir/zone.file: cannot open the zone "
+                       "file: No such file or directory");
+
+  r = load_zone_file("/dev/null");
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.message, "/dev/null: not a regular file");
+
+  // A FIFO: refused at once, without waiting for a writer.
+  std::string fifo = ::testing::TempDir() + "dns_zone_fifo";
+  ::unlink(fifo.c_str());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  r = load_zone_file(fifo);
+  EXPECT_EQ(r.message, fifo + ": not a regular file");
+  ::unlink(fifo.c_str());
+
+  // Unreadable: only observable when not running as root.
+  if (::geteuid() != 0) {
+    std::string path = ::testing::TempDir() + "dns_zone_unreadable";
+    FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+    ASSERT_EQ(::chmod(path.c_str(), 0), 0);
+    r = load_zone_file(path);
+    EXPECT_EQ(r.message,
+              path + ": cannot open the zone file: Permission denied");
+    ::unlink(path.c_str());
+  }
 }
 
 TEST(DnsZone, EmptyAndBlankInputs) {

@@ -1,13 +1,15 @@
 // docs/guide.md promises that every code snippet comes from a compiled
 // example: each block is introduced by "`FILE`, marker `NAME`:" and must be
 // exactly the lines between `// --8<-- [start:NAME]` and `// --8<--
-// [end:NAME]` in FILE, with their common indentation removed. This test
+// [end:NAME]` in FILE, with their common indentation removed (and the
+// marker lines of regions nested inside left out). This test
 // holds the guide to that promise.
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
@@ -45,7 +47,12 @@ lines region(const std::string& file, const std::string& name) {
     ADD_FAILURE() << file << ": no marker " << end;
     return {};
   }
-  lines out(first + 1, last);
+  // Markers of regions nested inside this one are not part of it.
+  lines out;
+  std::copy_if(first + 1, last, std::back_inserter(out),
+               [](const std::string& l) {
+                 return l.find("// --8<-- [") == std::string::npos;
+               });
   size_t indent = std::string::npos;
   for (auto& l : out)
     if (auto pos = l.find_first_not_of(' '); pos != std::string::npos)

@@ -28,7 +28,8 @@ TEST(StatsConfig, ReadsEveryField) {
   auto cfg = parse_stats_config(json::parse(R"({"stats": {
     "address": "[::1]:9100", "threads": 2, "max_queued": 4,
     "request_timeout_ms": 700, "keep_alive_timeout_ms": 300,
-    "keep_alive_max": 9, "max_request_bytes": 4096 }})"));
+    "keep_alive_max": 9, "max_request_bytes": 4096, "max_connections": 32,
+    "allowed_hosts": ["stats.example", "Mon.Lan."] }})"));
   ASSERT_TRUE(cfg) << cfg.error().message();
   ASSERT_TRUE(cfg->address.has_value());
   EXPECT_EQ(cfg->address->to_string(), "[::1]:9100");
@@ -38,6 +39,9 @@ TEST(StatsConfig, ReadsEveryField) {
   EXPECT_EQ(cfg->limits.keep_alive_timeout_ms, 300u);
   EXPECT_EQ(cfg->limits.keep_alive_max, 9u);
   EXPECT_EQ(cfg->limits.max_request_bytes, 4096u);
+  EXPECT_EQ(cfg->limits.max_connections, 32u);
+  EXPECT_EQ(cfg->limits.allowed_hosts,
+            (std::vector<std::string>{"stats.example", "Mon.Lan."}));
 }
 
 TEST(StatsConfig, ErrorsNameTheField) {
@@ -53,6 +57,12 @@ TEST(StatsConfig, ErrorsNameTheField) {
   EXPECT_NE(error_of({{"stats", {{"threads", "four"}}}}).find("stats.threads"),
             std::string::npos);
   EXPECT_NE(error_of({{"stats", 1}}).find("stats"), std::string::npos);
+  EXPECT_EQ(error_of({{"stats", {{"max_connections", 0}}}}),
+            "stats.max_connections: value out of range");
+  EXPECT_EQ(error_of({{"stats", {{"allowed_hosts", "stats.example"}}}}),
+            "stats.allowed_hosts: expected an array of host names");
+  EXPECT_EQ(error_of({{"stats", {{"allowed_hosts", json::array({"a b"})}}}}),
+            "stats.allowed_hosts: not a host name");
 }
 
 } // namespace

@@ -2,8 +2,9 @@
 // pretty), /metrics (checked by the exposition parser of
 // prometheus_test.cpp), the page, errors (404, 405, 400, 414, 403), figures
 // that move with traffic, balances after stop, and hostile clients (garbage,
-// overlong headers, a stalled half request, more clients than threads)
-// handled without crash while other clients are served.
+// overlong headers, a stalled half request, many connections at once)
+// handled without crash while other clients are served (slow clients and
+// Host refusals: stats_denial_test.cpp).
 //
 // Requests are written by hand over TCP (raw sockets with timeouts): every
 // wait is bounded and nothing asserts on time.
@@ -573,8 +574,8 @@ TEST_F(StatsEndpoint, OverlongRequestsAreRefused) {
 }
 
 TEST_F(StatsEndpoint, SlowClientDoesNotStallOthers) {
-  // Half a request, then silence: it holds one pool thread until its
-  // deadline, and the others keep answering.
+  // Half a request, then silence: it waits in the reception until its
+  // deadline, holding no pool thread, and the others keep answering.
   tcp_client slow{stats->local_address(), 10000};
   ASSERT_TRUE(slow.connected());
   ASSERT_TRUE(slow.send("GET /stats HTTP/1.1\r\nHost: 127.0"));
@@ -602,39 +603,9 @@ TEST_F(StatsEndpoint, StalledHalfRequestIsCutAtItsDeadline) {
   EXPECT_GE((*ep)->stats()["timeouts"].get<int64_t>(), 1);
 }
 
-TEST_F(StatsEndpoint, MoreClientsThanThreadsGet503) {
-  stats_endpoint_limits lim;
-  lim.threads = 1;
-  lim.max_queued = 0;
-  lim.request_timeout_ms = 60000; // the stalled client keeps the thread
-  auto opened
-    = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"), lim);
-  ASSERT_TRUE(opened) << opened.error().message();
-  auto& ep = **opened;
-  {
-    tcp_client staller{ep.local_address(), 10000};
-    ASSERT_TRUE(staller.send("GET /stats HTTP/1.1\r\nHost: 127.0"));
-    // Only once the thread has taken the staller is the next one refused
-    // (before that, the staller itself may be the one the queue turns away).
-    for (int i = 0; i < 2000 && ep.stats()["connections_live"] != 1; ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    ASSERT_EQ(ep.stats()["connections_live"], 1);
-    tcp_client refused{ep.local_address(), 10000};
-    auto r = refused.read_response();
-    EXPECT_EQ(r.status, 503);
-    EXPECT_EQ(r.header("retry-after"), "1");
-    EXPECT_EQ(json::parse(r.body, nullptr, false)["error"], "busy");
-  } // the staller hangs up: its thread is free again
-  int status = 0;
-  for (int i = 0; i < 500 && status != 200; ++i) {
-    status = request_to(ep, "GET", "/stats").status;
-    if (status != 200)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(status, 200);
-  EXPECT_GE(ep.stats()["rejected"].get<int64_t>(), 1);
-  EXPECT_GE(ep.stats()["responses"]["503"].get<int64_t>(), 1);
-}
+// (A connection beyond max_connections gets 503: stats_denial_test.cpp,
+// MoreConnectionsThanTheLimitGet503. A half request no longer holds a pool
+// thread, so "more clients than threads" is no longer a refusal.)
 
 TEST_F(StatsEndpoint, ManyConnectionsAtOnceAllEnd) {
   // More connections than threads plus queue, all sending a request: each

@@ -1,11 +1,14 @@
 #include <mayfly/runtime/result.hpp>
 
+#include <cerrno>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 
 #include <gtest/gtest.h>
 
+#include <mayfly/runtime/address.hpp>
 #include <mayfly/runtime/errc.hpp>
 
 using mayfly::errc;
@@ -56,7 +59,47 @@ TEST(Result, ErrorInfoMessageNamesTheSubject) {
 
 TEST(ResultDeathTest, DereferencingAnErrorAborts) {
   result<int> r{errc::timeout, "late"};
-  EXPECT_DEATH((void) *r, "assertion failed");
+  EXPECT_DEATH((void) *r, "used the value of a failed result: late");
   result<int> ok{1};
   EXPECT_DEATH((void) ok.error(), "assertion failed");
+}
+
+// Issue 15: a bad address string printed "assertion failed: v_.index() ==
+// 0 (result.hpp:67)"; misuse now prints what the error is.
+TEST(ResultDeathTest, UsingAFailedResultPrintsItsMessage) {
+  auto bad = mayfly::udp_address::parse("localhost:9000");
+  ASSERT_FALSE(bad);
+  EXPECT_DEATH((void) *bad,
+               "used the value of a failed result: 'localhost:9000': not a "
+               "numeric IPv4 or IPv6 address");
+  EXPECT_DEATH((void) bad->port(), "'localhost:9000'");
+  EXPECT_DEATH((void) bad.value(), "'localhost:9000'");
+}
+
+TEST(Result, MessageCarriesTheErrnoText) {
+  error_info e{errc::system_error, "bind() failed", EADDRINUSE,
+               "127.0.0.1:9000"};
+  EXPECT_EQ(e.message(),
+            "127.0.0.1:9000: bind() failed: Address already in use");
+  error_info bare{errc::system_error, "socket() failed", EMFILE};
+  EXPECT_EQ(bare.message(), "socket() failed: Too many open files");
+  error_info subject_only{errc::invalid_config, "", 0, "--port: 'x' is bad"};
+  EXPECT_EQ(subject_only.message(), "--port: 'x' is bad");
+}
+
+TEST(Result, ArrowReachesThroughPointers) {
+  struct thing {
+    int n = 7;
+  };
+  thing t;
+  result<thing*> raw{&t};
+  EXPECT_EQ(raw->n, 7); // not (*raw)->n
+  result<std::unique_ptr<thing>> owned{std::make_unique<thing>()};
+  EXPECT_EQ(owned->n, 7); // not (*owned)->n
+  owned.value().reset();  // the unique_ptr itself
+  EXPECT_EQ(owned.value(), nullptr);
+  result<std::string> plain{std::string{"abc"}};
+  EXPECT_EQ(plain->size(), 3u);
+  const result<std::string>& cref = plain;
+  EXPECT_EQ(cref.value(), "abc");
 }

@@ -1,0 +1,318 @@
+// The example programs with bad flag values and with signals, as an operator
+// would run them (issue 18 items 5 and 6, issue 15 item 7). Each bad value
+// must end the program with exit status 2 and a message naming the value;
+// SIGHUP, SIGUSR1 and SIGUSR2 must leave a running service serving.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <mayfly/runtime/address.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+// A program run as a subprocess; stdout and stderr go to files.
+class child {
+public:
+  child(const std::string& program, const std::vector<std::string>& args,
+        const std::vector<std::string>& env = {}) {
+    static int counter = 0;
+    auto stem = ::testing::TempDir() + "mayfly-serve-" + std::to_string(::getpid())
+                + "-" + std::to_string(counter++);
+    out_path_ = stem + ".out";
+    err_path_ = stem + ".err";
+    // Everything the child needs is made before fork().
+    std::vector<char*> argv{const_cast<char*>(program.c_str())};
+    for (auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e != nullptr; ++e)
+      env_text.emplace_back(*e);
+    for (auto& e : env)
+      env_text.push_back(e);
+    std::vector<char*> envp;
+    for (auto& e : env_text)
+      envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      if (out >= 0)
+        ::dup2(out, 1);
+      if (err >= 0)
+        ::dup2(err, 2);
+      ::execve(program.c_str(), argv.data(), envp.data());
+      ::_exit(127);
+    }
+  }
+
+  ~child() {
+    if (pid_ > 0 && !exited_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    std::remove(out_path_.c_str());
+    std::remove(err_path_.c_str());
+  }
+
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+
+  /// Waits up to `limit` for the exit; the exit status, or -1 if the child
+  /// died of a signal or did not exit in time (it is killed then).
+  int wait(std::chrono::milliseconds limit) {
+    auto deadline = steady::now() + limit;
+    while (!exited_ && steady::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        status_ = status;
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    if (!exited_) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+      exited_ = true;
+      return -1;
+    }
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
+  }
+
+  bool alive() {
+    if (exited_)
+      return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      status_ = status;
+    }
+    return !exited_;
+  }
+
+  void signal(int sig) {
+    ::kill(pid_, sig);
+  }
+
+  std::string out() const {
+    return read(out_path_);
+  }
+
+  std::string err() const {
+    return read(err_path_);
+  }
+
+  /// Waits up to 20 s (a sanitizer build starts slowly) until `what`
+  /// appears in stdout (`in_err`: stderr).
+  bool wait_for(const std::string& what, bool in_err = false) {
+    auto deadline = steady::now() + 20s;
+    while (steady::now() < deadline && alive()) {
+      if ((in_err ? err() : out()).find(what) != std::string::npos)
+        return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return (in_err ? err() : out()).find(what) != std::string::npos;
+  }
+
+private:
+  static std::string read(const std::string& path) {
+    std::ifstream f{path};
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+  std::string out_path_;
+  std::string err_path_;
+};
+
+struct bad_run {
+  const char* program;
+  std::vector<std::string> args;
+  std::string named; // must appear in the message
+  std::vector<std::string> env = {};
+};
+
+std::string zone() {
+  return std::string{MAYFLY_SOURCE_DIR} + "/examples/dns/example.zone";
+}
+
+std::string write_file(const std::string& tag, const std::string& text) {
+  auto path = ::testing::TempDir() + "mayfly-serve-" + tag + "-"
+              + std::to_string(::getpid()) + ".json";
+  std::ofstream{path} << text;
+  return path;
+}
+
+void expect_exit_2_naming(const bad_run& run) {
+  std::string all;
+  for (auto& a : run.args)
+    all += a + " ";
+  child c{run.program, run.args, run.env};
+  EXPECT_EQ(c.wait(30s), 2) << run.program << " " << all << "\n" << c.err();
+  auto err = c.err();
+  EXPECT_NE(err.find(run.named), std::string::npos)
+    << run.program << " " << all << ": message does not name '" << run.named
+    << "': " << err;
+  EXPECT_EQ(err.find("terminate"), std::string::npos) << err;
+}
+
+TEST(ServeFlags, EchoRejectsEveryBadValueWithStatus2) {
+  auto dup = write_file("dup", R"({ "runtime": { "workers": 2, "workers": 3 } })");
+  const bad_run runs[] = {
+    {MAYFLY_ECHO_BIN, {"--port", "99999"}, "'99999'"},
+    {MAYFLY_ECHO_BIN, {"--port", "65536"}, "'65536'"},
+    {MAYFLY_ECHO_BIN, {"--port", "abc"}, "'abc'"},
+    {MAYFLY_ECHO_BIN, {"--workers", "12abc"}, "'12abc'"},
+    {MAYFLY_ECHO_BIN, {"--workers", "1e3"}, "'1e3'"},
+    {MAYFLY_ECHO_BIN, {"--receive-threads", "-1"}, "'-1'"},
+    {MAYFLY_ECHO_BIN, {"--exit-after", "2s"}, "'2s'"},
+    {MAYFLY_ECHO_BIN, {"--address", "localhost"}, "'localhost'"},
+    {MAYFLY_ECHO_BIN, {"--stats", "127.0.0.1:99999"}, "'127.0.0.1:99999'"},
+    {MAYFLY_ECHO_BIN, {"--demo", "abc"}, "'abc'"},
+    {MAYFLY_ECHO_BIN, {"--config", "/tmp"}, "/tmp: cannot read"},
+    {MAYFLY_ECHO_BIN, {"--config", "/proc/self/mem"}, "/proc/self/mem: "},
+    {MAYFLY_ECHO_BIN, {"--config", "/nonexistent.json"}, "/nonexistent.json"},
+    {MAYFLY_ECHO_BIN, {"--config", dup}, "runtime.workers: key given twice"},
+    {MAYFLY_ECHO_BIN, {"--bogus"}, "'--bogus'"},
+    {MAYFLY_ECHO_BIN, {}, "MAYFLY_WORKERS: 'abc'", {"MAYFLY_WORKERS=abc"}},
+  };
+  for (auto& run : runs)
+    expect_exit_2_naming(run);
+  std::remove(dup.c_str());
+}
+
+TEST(ServeFlags, TallyRejectsEveryBadValueWithStatus2) {
+  const bad_run runs[] = {
+    {MAYFLY_TALLY_BIN, {"--aggregators", "abc"}, "'abc'"},
+    {MAYFLY_TALLY_BIN, {"--aggregators", "-1"}, "'-1'"},
+    {MAYFLY_TALLY_BIN, {"--aggregators", "12abc"}, "'12abc'"},
+    {MAYFLY_TALLY_BIN, {"--aggregators", "1e3"}, "'1e3'"},
+    {MAYFLY_TALLY_BIN, {"--aggregators", "127.0.0.1:99999"},
+     "'127.0.0.1:99999'"},
+    {MAYFLY_TALLY_BIN, {"--publish", "99999"}, "'99999'"},
+    {MAYFLY_TALLY_BIN, {"--publish", "65536"}, "'65536'"},
+    {MAYFLY_TALLY_BIN, {"--publish", "abc"}, "'abc'"},
+    {MAYFLY_TALLY_BIN, {"--pin", "abc"}, "'abc'"},
+    {MAYFLY_TALLY_BIN, {"--config", "/tmp"}, "/tmp: cannot read"},
+  };
+  for (auto& run : runs)
+    expect_exit_2_naming(run);
+}
+
+TEST(ServeFlags, DnsRejectsEveryBadValueWithStatus2) {
+  const bad_run runs[] = {
+    {MAYFLY_DNS_BIN, {"--zone", zone(), "--port", "99999"}, "'99999'"},
+    {MAYFLY_DNS_BIN, {"--zone", zone(), "--workers", "1e3"}, "'1e3'"},
+    {MAYFLY_DNS_BIN, {"--zone", zone(), "--config", "/proc/self/mem"},
+     "/proc/self/mem"},
+  };
+  for (auto& run : runs)
+    expect_exit_2_naming(run);
+}
+
+// SIGHUP without a reload callback, SIGUSR1 and SIGUSR2 are logged and the
+// service keeps answering; SIGTERM then stops it in order (status 0).
+TEST(ServeSignals, HupAndUsrSignalsLeaveTheServiceServing) {
+  child echo{MAYFLY_ECHO_BIN, {"--port", "0", "--workers", "1"}};
+  ASSERT_TRUE(echo.wait_for("listening on udp ")) << echo.err();
+  auto out = echo.out();
+  auto at = out.find("listening on udp ") + 17;
+  auto addr = mayfly::udp_address::parse(out.substr(at, out.find(' ', at) - at));
+  ASSERT_TRUE(addr) << out;
+  echo.signal(SIGHUP);
+  ASSERT_TRUE(echo.wait_for("SIGHUP: nothing to reload; still serving", true))
+    << echo.err();
+  echo.signal(SIGUSR1);
+  ASSERT_TRUE(echo.wait_for("SIGUSR1 ignored", true)) << echo.err();
+  echo.signal(SIGUSR2);
+  ASSERT_TRUE(echo.wait_for("SIGUSR2 ignored", true)) << echo.err();
+  ASSERT_TRUE(echo.alive());
+  // Still serving: one echo round trip.
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::connect(fd, addr->sockaddr_ptr(), addr->size()), 0);
+  ASSERT_EQ(::send(fd, "ping", 4, 0), 4);
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 10000), 1);
+  char reply[16];
+  EXPECT_EQ(::recv(fd, reply, sizeof(reply), 0), 4);
+  ::close(fd);
+  echo.signal(SIGTERM);
+  EXPECT_EQ(echo.wait(30s), 0) << echo.err();
+  EXPECT_NE(echo.err().find("balance after stop: all zero"), std::string::npos)
+    << echo.err();
+}
+
+// Asks `addr` for www.reload.test A; returns the answer's last four bytes
+// (the address of a one-record answer) as dotted text, or "" without one.
+std::string ask_www(const mayfly::udp_address& addr) {
+  const char q[] = "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                   "\x03www\x06reload\x04test\x00\x00\x01\x00\x01";
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, addr.sockaddr_ptr(), addr.size()) != 0
+      || ::send(fd, q, sizeof q - 1, 0) != static_cast<ssize_t>(sizeof q - 1)) {
+    ::close(fd);
+    return "";
+  }
+  pollfd p{fd, POLLIN, 0};
+  unsigned char r[512];
+  ssize_t n = ::poll(&p, 1, 10000) == 1 ? ::recv(fd, r, sizeof r, 0) : -1;
+  ::close(fd);
+  if (n < 16 || r[7] != 1) // ANCOUNT
+    return "";
+  return std::to_string(r[n - 4]) + "." + std::to_string(r[n - 3]) + "."
+         + std::to_string(r[n - 2]) + "." + std::to_string(r[n - 1]);
+}
+
+TEST(ServeSignals, SighupReloadsTheDnsZoneAndABadZoneKeepsTheOld) {
+  auto zone_text = [](int serial, const char* a) {
+    return "$ORIGIN reload.test.\n$TTL 60\n@ SOA ns h " + std::to_string(serial)
+           + " 2 3 4 5\n@ NS ns\nns A 192.0.2.53\nwww A " + a + "\n";
+  };
+  auto path = write_file("reload-zone", zone_text(1, "192.0.2.1"));
+  child dns{MAYFLY_DNS_BIN, {"--zone", path, "--port", "0", "--workers", "1"}};
+  ASSERT_TRUE(dns.wait_for("listening on udp ")) << dns.err();
+  auto out = dns.out();
+  auto at = out.find("listening on udp ") + 17;
+  auto addr = mayfly::udp_address::parse(out.substr(at, out.find(' ', at) - at));
+  ASSERT_TRUE(addr) << out;
+  EXPECT_EQ(ask_www(*addr), "192.0.2.1");
+  // A new zone: served after SIGHUP.
+  write_file("reload-zone", zone_text(2, "192.0.2.2"));
+  dns.signal(SIGHUP);
+  ASSERT_TRUE(dns.wait_for("reloaded from", true)) << dns.err();
+  EXPECT_EQ(ask_www(*addr), "192.0.2.2");
+  // A broken zone: refused, the previous one still served.
+  write_file("reload-zone", "$ORIGIN reload.test.\nwww A 192.0.2.300\n");
+  dns.signal(SIGHUP);
+  ASSERT_TRUE(dns.wait_for("zone reload failed: ", true)) << dns.err();
+  EXPECT_EQ(ask_www(*addr), "192.0.2.2");
+  dns.signal(SIGTERM);
+  EXPECT_EQ(dns.wait(30s), 0) << dns.err();
+  ::unlink(path.c_str());
+}
+
+} // namespace

@@ -1,0 +1,161 @@
+// net/serve.hpp: the common flags of a service. Every bad value is an error
+// whose message names the flag and the value (issue 18 item 5); good values
+// land in the options.
+
+#include <mayfly/net/serve.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include <mayfly/net/udp_endpoint.hpp>
+#include "tests/support/small_runtime.hpp"
+
+namespace {
+
+using args = std::vector<std::string>;
+
+// The error message for `a`, or "ok".
+std::string outcome(const args& a, std::vector<mayfly::serve_flag> extra = {}) {
+  auto opts = mayfly::read_serve_options(a, 9000, extra);
+  return opts ? std::string{"ok"} : opts.error().message();
+}
+
+TEST(Serve, GoodFlagsLandInTheOptions) {
+  std::string mode;
+  auto opts = mayfly::read_serve_options(
+    {"--port", "5300", "--address=::1", "--workers", "3", "--receive-threads",
+     "2", "--exit-after", "7", "--stats", "127.0.0.1:9100", "--mode", "b"},
+    9000, {{"mode", "a or b", &mode, mayfly::expect_one_of({"a", "b"})}});
+  ASSERT_TRUE(opts) << opts.error().message();
+  EXPECT_EQ(opts->endpoint.address.to_string(), "[::1]:5300");
+  EXPECT_EQ(opts->runtime.workers, 3u);
+  EXPECT_EQ(opts->endpoint.receive_threads, 2u);
+  EXPECT_EQ(opts->exit_after_s, 7u);
+  ASSERT_TRUE(opts->stats.has_value());
+  EXPECT_EQ(opts->stats->to_string(), "127.0.0.1:9100");
+  EXPECT_EQ(mode, "b");
+  EXPECT_FALSE(opts->help);
+  auto defaults = mayfly::read_serve_options({}, 9000);
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->endpoint.address.to_string(), "127.0.0.1:9000");
+  EXPECT_GE(defaults->runtime.workers, 1u);
+  auto help = mayfly::read_serve_options({"--port", "1", "--help"}, 9000);
+  ASSERT_TRUE(help);
+  EXPECT_TRUE(help->help);
+}
+
+TEST(Serve, EveryBadValueIsAnErrorNamingIt) {
+  struct bad_case {
+    args given;
+    std::string message;
+  };
+  const bad_case cases[] = {
+    {{"--port", "99999"}, "--port: '99999' is not a port number (0..65535)"},
+    {{"--port", "65536"}, "--port: '65536' is not a port number (0..65535)"},
+    {{"--port", "abc"}, "--port: 'abc' is not a port number (0..65535)"},
+    {{"--port=-1"}, "--port: '-1' is not a port number (0..65535)"},
+    {{"--workers", "12abc"},
+     "--workers: '12abc' is not a whole number in 1..1024"},
+    {{"--workers", "1e3"}, "--workers: '1e3' is not a whole number in 1..1024"},
+    {{"--workers", "0"}, "--workers: '0' is not a whole number in 1..1024"},
+    {{"--receive-threads", "-1"},
+     "--receive-threads: '-1' is not a whole number in 1..64"},
+    {{"--exit-after", "1.5"},
+     "--exit-after: '1.5' is not a whole number in 0..31536000"},
+    {{"--address", "localhost"},
+     "--address: 'localhost' is not a numeric IPv4 or IPv6 address"},
+    {{"--stats", "abc"},
+     "--stats: 'abc' is not ADDRESS:PORT (a numeric IPv4 or [IPv6] address, "
+     "a port 0..65535)"},
+    {{"--stats", "127.0.0.1:99999"},
+     "--stats: '127.0.0.1:99999' is not ADDRESS:PORT (a numeric IPv4 or "
+     "[IPv6] address, a port 0..65535)"},
+    {{"--config", ""}, "--config: '' is not a file name"},
+    {{"--config", "/tmp"},
+     "/tmp: cannot read configuration file: Is a directory"},
+    {{"--bogus", "1"}, "'--bogus': unknown flag"},
+    {{"--port"}, "--port: needs a value"},
+  };
+  for (auto& c : cases)
+    EXPECT_EQ(outcome(c.given), c.message) << c.given.front();
+}
+
+TEST(Serve, ServiceFlagsAreChecked) {
+  std::string n, port, pin;
+  std::vector<mayfly::serve_flag> extra = {
+    {"n", "a number", &n, mayfly::expect_uint(1, 10)},
+    {"publish", "a port", &port, mayfly::expect_port()},
+    {"pin", "0 or 1", &pin, mayfly::expect_one_of({"0", "1"})},
+  };
+  EXPECT_EQ(outcome({"--n", "11"}, extra),
+            "--n: '11' is not a whole number in 1..10");
+  EXPECT_EQ(outcome({"--publish", "99999"}, extra),
+            "--publish: '99999' is not a port number (0..65535)");
+  EXPECT_EQ(outcome({"--pin", "abc"}, extra),
+            "--pin: 'abc' is not '0' or '1'");
+  EXPECT_EQ(outcome({"--n", "3", "--publish=0", "--pin", "1"}, extra), "ok");
+  EXPECT_EQ(n, "3");
+  EXPECT_EQ(port, "0");
+  EXPECT_EQ(pin, "1");
+}
+
+TEST(Serve, ConfigFileErrorsNameTheFileAndField) {
+  auto path = std::string{::testing::TempDir()} + "mayfly_serve_test.json";
+  {
+    std::ofstream out{path};
+    out << R"({ "runtime": { "workers": 100000 } })";
+  }
+  EXPECT_EQ(outcome({"--config", path}),
+            path + ": runtime.workers: value out of range");
+  {
+    std::ofstream out{path};
+    out << R"({ "runtime": { "workers": 2 }, "runtime": {} })";
+  }
+  EXPECT_EQ(outcome({"--config", path}),
+            path + ": runtime: key given twice in the configuration file");
+  {
+    std::ofstream out{path};
+    out << R"({ "runtime": { "workers": 2 }, "net": { "receive_threads": 2 } })";
+  }
+  auto opts = mayfly::read_serve_options({"--config", path, "--workers", "5"},
+                                         9000);
+  ASSERT_TRUE(opts) << opts.error().message();
+  EXPECT_EQ(opts->runtime.workers, 5u); // the flag wins over the file
+  EXPECT_EQ(opts->endpoint.receive_threads, 2u);
+  std::remove(path.c_str());
+}
+
+// Issue 15: a port in use said "bind() failed", without the errno text or
+// the address.
+TEST(Serve, APortInUseSaysSoWithTheAddress) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  auto any = *mayfly::udp_address::parse("127.0.0.1:0");
+  ASSERT_EQ(::bind(fd, any.sockaddr_ptr(), any.size()), 0);
+  mayfly::udp_address taken;
+  socklen_t len = mayfly::udp_address::capacity();
+  ASSERT_EQ(::getsockname(fd, taken.sockaddr_ptr(), &len), 0);
+  taken = mayfly::udp_address{taken.sockaddr_ptr(), len};
+  auto made = mayfly::runtime::make(mayfly::test::small_runtime_config());
+  ASSERT_TRUE(made) << made.error().message();
+  auto& h = made->add_handler("noop", [](mayfly::handler_context&,
+                                         const mayfly::datagram&) {});
+  made->start();
+  mayfly::endpoint_config ec;
+  ec.address = taken;
+  auto ep = mayfly::udp_endpoint::open(**made, h, ec);
+  ASSERT_FALSE(ep);
+  EXPECT_EQ(ep.error().message(),
+            taken.to_string() + ": bind() failed: Address already in use");
+  made->stop();
+  ::close(fd);
+}
+
+} // namespace
