@@ -33,7 +33,9 @@
 //   forwards its batches to that node's aggregators (slices are serialized
 //   and land in the other node's pools). The ingest node reconnects with
 //   backoff when the connection drops and counts every line it could not
-//   route.
+//   route. Nodes authenticate each other with TLS (`--tls-cert`,
+//   `--tls-key`, `--tls-ca`; examples/tally/distribution.hpp): BASP parses
+//   no byte from a peer without a certificate from the operator's CA.
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -56,6 +58,8 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
 #include <mayfly/net/serve.hpp>
+#include "examples/tally/basp_guard.hpp"
+#include "examples/tally/distribution.hpp"
 #include "examples/tally/tally_protocol.hpp"
 #include <mayfly/runtime/config.hpp>
 #include <mayfly/runtime/counters.hpp>
@@ -105,6 +109,8 @@ struct shared_state {
   std::atomic<int64_t> lost_with_state{0}; // lines of aggregators that died
   std::atomic<bool> gave_up{false};
 
+  bool distributed = false; // --publish or --aggregators HOST:PORT
+
   // Ingest node: where the remote aggregators are.
   bool remote = false;
   std::atomic<std::shared_ptr<const remote_route>> route{
@@ -137,6 +143,11 @@ struct shared_state {
       {"lines_unrouted", counters.sum(unrouted)},
       {"queries_failed", counters.sum(queries_failed)},
     };
+    if (distributed) // BASP headers this process received (basp_guard.hpp)
+      doc["basp"] = {
+        {"headers_checked", tally::basp_headers_checked()},
+        {"headers_rejected", tally::basp_headers_rejected()},
+      };
     if (remote) {
       auto r = route.load();
       doc["remote"] = {
@@ -404,7 +415,7 @@ constexpr uint32_t kMaxBackoffMs = 5000;
 
 caf::behavior connector(caf::stateful_actor<connector_state>* self,
                         std::shared_ptr<shared_state> shared, std::string host,
-                        uint16_t port) {
+                        uint16_t port, caf::io::middleman_actor mm) {
   using namespace std::chrono_literals;
   auto where = host + ":" + std::to_string(port);
   auto retry_later = [=](const std::string& why) {
@@ -517,7 +528,8 @@ caf::behavior connector(caf::stateful_actor<connector_state>* self,
   self->send(self, caf::connect_atom::value);
   return {
     [=](caf::connect_atom) {
-      auto mm = self->system().middleman().actor_handle();
+      // (TLS: a peer that fails the handshake, or answers garbage, ends
+      // this request with an error; BASP never sees its bytes.)
       self->request(mm, 5s, caf::connect_atom::value, host, port)
         .then(
           [=](const caf::node_id&, caf::strong_actor_ptr& ptr,
@@ -622,6 +634,7 @@ mayfly::endpoint_config ingest_endpoint_defaults() {
 
 int main(int argc, char** argv) {
   std::string aggregators, pin, publish, max_keys;
+  tally::transport transport;
   auto opts = mayfly::parse_serve_options(
     argc, argv,
     "mayfly-tally: statsd-like counters; '?NAME' and '?*' query them.", 9001,
@@ -629,9 +642,26 @@ int main(int argc, char** argv) {
       "N: number of aggregator actors (default: workers); HOST:PORT: forward "
       "to the aggregator node published there",
       &aggregators, aggregators_check()},
-     {"publish", "PORT: be an aggregator node, publish the aggregators on TCP "
-                 "PORT (0: any) for ingest nodes",
-      &publish, mayfly::expect_port()},
+     {"publish", "[ADDR:]PORT: be an aggregator node, publish the "
+                 "aggregators on TCP ADDR:PORT (default address 127.0.0.1; "
+                 "port 0: any) for ingest nodes",
+      &publish,
+      [](std::string_view value) -> std::string {
+        tally::tcp_endpoint ignored;
+        return tally::parse_publish(value, ignored).empty()
+                 ? ""
+                 : "an [ADDRESS:]PORT (port 0..65535, IPv6 in brackets)";
+      }},
+     {"tls-cert", "FILE: this node's certificate (PEM) for --publish and "
+                  "--aggregators HOST:PORT",
+      &transport.cert},
+     {"tls-key", "FILE: its private key (unencrypted PEM)", &transport.key},
+     {"tls-ca", "FILE: the CA certificate a peer's certificate must chain to "
+                "(tools/make-tally-certs.sh makes all three)",
+      &transport.ca},
+     {"plaintext", "1: no TLS between nodes, loopback addresses only (any "
+                   "local user can then reach the aggregators)",
+      &transport.plaintext, mayfly::expect_one_of({"0", "1"})},
      {"pin", "1: store received slices as keys (shows pinning)", &pin,
       mayfly::expect_one_of({"0", "1"})},
      {"max-keys", "N: names one aggregator holds at most (default 250000); "
@@ -674,28 +704,31 @@ int main(int argc, char** argv) {
     }
     shared->max_keys = static_cast<size_t>(n);
   }
-  std::string remote_host;
-  uint16_t remote_port = 0;
-  auto colon = aggregators.rfind(':');
-  if (colon != std::string::npos) {
+  tally::tcp_endpoint remote, published;
+  auto usage_error = [&](const char* flag, const std::string& why) {
+    std::fprintf(stderr, "%s: %s: %s\n", opts.program.c_str(), flag,
+                 why.c_str());
+    return 2;
+  };
+  if (aggregators.find(':') != std::string::npos) {
     shared->remote = true;
-    remote_host = aggregators.substr(0, colon);
-    remote_port = static_cast<uint16_t>(
-      std::strtoul(aggregators.c_str() + colon + 1, nullptr, 10));
-    if (remote_host.empty() || remote_port == 0) {
-      std::fprintf(stderr, "%s: --aggregators: expected N or HOST:PORT, got "
-                           "'%s'\n", opts.program.c_str(), aggregators.c_str());
-      return 2;
-    }
-    if (!publish.empty()) {
-      std::fprintf(stderr, "%s: --publish and --aggregators HOST:PORT "
-                           "exclude each other\n", opts.program.c_str());
-      return 2;
-    }
+    if (auto err = tally::parse_connect(aggregators, remote); !err.empty())
+      return usage_error("--aggregators", err);
+    if (!publish.empty())
+      return usage_error("--publish", "--publish and --aggregators HOST:PORT "
+                                      "exclude each other");
+    if (auto err = tally::check(transport, remote); !err.empty())
+      return usage_error("--aggregators", err);
+  } else if (!publish.empty()) {
+    if (auto err = tally::parse_publish(publish, published); !err.empty())
+      return usage_error("--publish", err);
+    if (auto err = tally::check(transport, published); !err.empty())
+      return usage_error("--publish", err);
   }
-  if (shared->remote || !publish.empty()) // CAF's io module, only here
-    opts.runtime.configure_caf = [](caf::actor_system_config& cfg) {
-      cfg.load<caf::io::middleman>();
+  shared->distributed = shared->remote || !publish.empty();
+  if (shared->distributed) // CAF's io module, only here
+    opts.runtime.configure_caf = [transport](caf::actor_system_config& cfg) {
+      tally::configure(cfg, transport);
     };
   mayfly::runtime* runtime = nullptr;
   mayfly::stats_registry::registration tally_stats;
@@ -705,7 +738,11 @@ int main(int argc, char** argv) {
   auto setup = [&](mayfly::runtime& rt) -> mayfly::handler_type& {
     runtime = &rt;
     if (shared->remote) {
-      rt.spawn(connector, shared, remote_host, remote_port);
+      std::fprintf(stderr, "%s: to the aggregator node at %s:%u: %s\n",
+                   opts.program.c_str(), remote.host.c_str(), remote.port,
+                   tally::describe(transport).c_str());
+      rt.spawn(connector, shared, remote.host, remote.port,
+               tally::middleman_for(rt.system(), transport));
     } else {
       size_t n = aggregators.empty() ? rt.config().workers
                                      : std::stoul(aggregators);
@@ -738,24 +775,20 @@ int main(int argc, char** argv) {
       // --8<-- [end:supervisor]
     }
     if (!publish.empty()) {
-      auto host = opts.endpoint.address.to_string();
-      host = host.substr(0, host.rfind(':'));
-      if (host.size() > 1 && host.front() == '[')
-        host = host.substr(1, host.size() - 2);
-      auto port = rt.system().middleman().publish(
-        supervisor,
-        static_cast<uint16_t>(std::strtoul(publish.c_str(), nullptr, 10)),
-        host.c_str(), true);
+      auto port = tally::publish(rt.system(), transport, supervisor, published);
       if (!port) {
         std::fprintf(stderr, "%s: cannot publish the aggregators on tcp "
-                             "%s:%s: %s\n", opts.program.c_str(), host.c_str(),
-                     publish.c_str(), rt.system().render(port.error()).c_str());
+                             "%s:%u: %s\n", opts.program.c_str(),
+                     published.host.c_str(), published.port,
+                     rt.system().render(port.error()).c_str());
         exit_code = 1;
         rt.request_stop();
       } else {
         published_port = *port;
         std::printf("%s: aggregators published on tcp %s:%u\n",
-                    opts.program.c_str(), host.c_str(), *port);
+                    opts.program.c_str(), published.host.c_str(), *port);
+        std::printf("%s: the published port is protected by: %s\n",
+                    opts.program.c_str(), tally::describe(transport).c_str());
       }
     }
     tally_stats
@@ -782,8 +815,8 @@ int main(int argc, char** argv) {
   auto rc = mayfly::serve(opts, setup, {}, [&] {
     // No handle may outlive the actor system.
     if (published_port != 0)
-      (void) runtime->system().middleman().unpublish(supervisor,
-                                                     published_port);
+      tally::unpublish(runtime->system(), transport, supervisor,
+                       published_port);
     supervisor = nullptr;
     if (shared->group)
       shared->group->clear();
