@@ -6,7 +6,6 @@
 /// (`<mayfly/actors/...>`) and the UDP and stats endpoints
 /// (`<mayfly/net/...>`). Each of those headers also compiles alone.
 
-#include <mayfly/runtime/address.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/config.hpp>
@@ -14,6 +13,7 @@
 #include <mayfly/runtime/result.hpp>
 #include <mayfly/runtime/slice.hpp>
 
+#include <mayfly/actors/address.hpp>
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/errors.hpp>

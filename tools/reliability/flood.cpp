@@ -34,7 +34,7 @@
 #include <thread>
 #include <vector>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 namespace {
 

@@ -25,7 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include "tests/unit/net/udp_client.hpp"
 
 namespace wire {

@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
@@ -425,6 +427,26 @@ TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnWorkers) {
   // CAF's floor for one spawn is 2 with mayfly's scheduler (3 with CAF's:
   // actors/scheduler.hpp): the actor and the scheduler's queue node.
   EXPECT_LE(per_datagram, 2.1);
+}
+
+// -- where replies go ----------------------------------------------------------------
+
+TEST_F(EndpointTest, RepliesOfAnInlineHandlerSkipTheQueue) {
+  start(test::small_runtime_config());
+  echo_sizes_up_to(50);
+  auto st = net_stats();
+  EXPECT_EQ(st["replies_inline"], 50); // straight into the outgoing batch
+  EXPECT_EQ(st["replies_queued"], 50);
+  EXPECT_EQ(st["wakeups"], 0); // nobody had to wake the loop for a reply
+}
+
+TEST_F(EndpointTest, RepliesFromWorkersCrossTheQueue) {
+  start_on = handler_start::workers;
+  start(test::small_runtime_config(), "127.0.0.1:0", true);
+  echo_sizes_up_to(50);
+  auto st = net_stats();
+  EXPECT_EQ(st["replies_inline"], 0);
+  EXPECT_EQ(st["replies_queued"], 50);
 }
 
 } // namespace

@@ -1,16 +1,25 @@
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <type_traits>
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/runtime/test_util.hpp"
+
+namespace mayfly {
+
+/// Lets GoogleTest print addresses as "1.2.3.4:53".
+inline void PrintTo(const udp_address& a, std::ostream* os) {
+  *os << a.to_string();
+}
+
+} // namespace mayfly
 
 using mayfly::errc;
 using mayfly::udp_address;
