@@ -153,7 +153,7 @@ struct endpoint_config {
   /// Send the replies of one batch that go to one peer with one size as a
   /// single UDP GSO message (on where the kernel has GSO; a kernel that
   /// refuses a send switches it off for that loop, nothing lost).
-  bool gso = false;
+  bool gso = true;
   /// Where handlers run first (see `handler_start`).
   mayfly::handler_start handler_start = mayfly::handler_start::io_thread;
 };
