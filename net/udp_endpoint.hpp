@@ -141,12 +141,12 @@ struct endpoint_config {
   uint32_t send_buffer = 0;
   /// Replies queued per IO loop before replies are dropped.
   uint32_t reply_queue = 8192;
-  /// Upper bound of adaptive polling: while traffic is steady (work comes
-  /// back within this many microseconds), an idle loop polls for about
-  /// twice the last gap before sleeping; otherwise it sleeps at once.
-  /// Lower latency for more CPU while traffic flows; none when idle.
-  /// 0: always sleep at once.
-  uint32_t busy_poll_us = 0;
+  /// Adaptive polling: while traffic is steady (work came back within this
+  /// many microseconds after the loop last ran out of it), an idle loop
+  /// polls for up to this long before sleeping; otherwise it sleeps at
+  /// once. Lower latency (no wake-up) for CPU while traffic flows; nothing
+  /// when idle. 0: always sleep at once.
+  uint32_t busy_poll_us = 200;
   /// Receive path asked for; the one in use (after fallback) is in the
   /// stats as "receive_path".
   mayfly::receive_path receive_path = mayfly::receive_path::recvmmsg;

@@ -449,4 +449,23 @@ TEST_F(EndpointTest, RepliesFromWorkersCrossTheQueue) {
   EXPECT_EQ(st["replies_queued"], 50);
 }
 
+// -- adaptive polling -------------------------------------------------------------
+
+TEST_F(EndpointTest, AnIdleLoopSleepsInsteadOfPolling) {
+  // Steady traffic may make the loop poll between datagrams; once traffic
+  // stops, it must go to sleep (no more spins, no more poll() returns):
+  // an idle server burns no CPU.
+  start(test::small_runtime_config());
+  echo_sizes_up_to(200);
+  // Past the quiet point (50 ms), where the loop gives back its slots once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto before = net_stats();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto after = net_stats();
+  EXPECT_EQ(after["spins"], before["spins"]);
+  EXPECT_EQ(after["polls"], before["polls"]);
+  // ... and holds no pool slot: receive slots and send buffers went back.
+  EXPECT_EQ(rt->buffers().outstanding(), 0);
+}
+
 } // namespace
