@@ -180,6 +180,8 @@ void print_summary(const std::string& program, mayfly::runtime& rt) {
     std::fprintf(stderr,
                  "  %s: in %lld, out %lld, kernel drops %lld, policy drops "
                  "%lld, truncated %lld, send errors %lld\n"
+                 "    at shutdown: left in the kernel %lld, datagrams "
+                 "dropped %lld, replies dropped %lld\n"
                  "    batches: recv %.1f, send %.1f; syscalls/datagram %.2f; "
                  "wake-ups %lld\n",
                  name.c_str(), n["datagrams_in"].get<long long>(),
@@ -188,6 +190,9 @@ void print_summary(const std::string& program, mayfly::runtime& rt) {
                  n["policy_drops"].get<long long>(),
                  n["truncated"].get<long long>(),
                  n["send_errors"].get<long long>(),
+                 n["left_in_kernel_at_close"].get<long long>(),
+                 n["shutdown_drops"].get<long long>(),
+                 n["shutdown_reply_drops"].get<long long>(),
                  n["recv_batch_avg"].get<double>(),
                  n["send_batch_avg"].get<double>(),
                  n["syscalls_per_datagram"].get<double>(),
