@@ -8,6 +8,7 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <deque>
 #include <mutex>
 
@@ -82,9 +83,12 @@ private:
     auto& f = instance();
     fake_action a;
     // An action is taken only when a datagram waits (a loop that finds the
-    // socket empty must not eat the script).
-    bool waiting = ::recv(fd, nullptr, 0, MSG_PEEK | MSG_DONTWAIT) >= 0;
-    if (waiting && next(f.recv_, a)) {
+    // socket empty must not eat the script); and the kernel is asked only
+    // then, so a datagram arriving between the look and the call cannot
+    // slip past the script.
+    if (::recv(fd, nullptr, 0, MSG_PEEK | MSG_DONTWAIT) < 0)
+      return -EAGAIN;
+    if (next(f.recv_, a)) {
       if (a.kind == fake_action::fail)
         return -a.err;
       int rc = detail::real_socket_calls().recvmmsg(fd, msgs, n);
