@@ -41,32 +41,13 @@ public:
   }
 
   recv_status receive(admission& to) noexcept override {
-    size_t k = 0;
-    for (; k < slots_.size(); ++k) {
-      if (!slots_[k]) {
-        slots_[k] = jumbo_->try_acquire();
-        if (!slots_[k])
-          break;
-      }
-      batch_.set(k, {slots_[k].data(), slots_[k].capacity()});
-    }
-    if (k == 0) {
-      c_.bump(pool_waits);
-      return recv_status::starved;
-    }
-    int n = batch_.read(*env_.calls, env_.fd, k);
-    if (n < 0) {
-      if (n == -EAGAIN || n == -EWOULDBLOCK)
-        return recv_status::empty;
-      if (n != -EINTR)
-        c_.bump(recv_errors);
-      return recv_status::got;
-    }
-    c_.bump(recv_calls);
-    auto now = steady_now_ns();
-    for (int i = 0; i < n; ++i)
-      deliver(static_cast<size_t>(i), to, now);
-    return recv_status::got;
+    recv_status status;
+    size_t n = batch_.read(*env_.calls, env_.fd, *jumbo_, slots_, nullptr, 0,
+                           c_, status);
+    auto now = n > 0 ? steady_now_ns() : 0;
+    for (size_t i = 0; i < n; ++i)
+      deliver(i, to, now);
+    return status;
   }
 
   void release_idle() noexcept override {

@@ -55,39 +55,13 @@ public:
   }
 
   recv_status receive(admission& to) noexcept override {
-    // A fresh slot for every message; stop at the first the pool cannot
-    // give (the prefix is still read).
-    size_t k = 0;
-    for (; k < slots_.size(); ++k) {
-      if (!slots_[k]) {
-        slots_[k] = env_.pools->standard().try_acquire();
-        if (!slots_[k])
-          break;
-      }
-      batch_.set(k, {slots_[k].data(), slots_[k].capacity()},
-                 {spill_ != nullptr ? spill_ + k * spill_size_ : nullptr,
-                  spill_ != nullptr ? spill_size_ : 0});
-    }
-    if (k == 0) {
-      c_.bump(pool_waits);
-      return recv_status::starved;
-    }
-    int n = batch_.read(*env_.calls, env_.fd, k);
-    if (n < 0) {
-      if (n == -EAGAIN || n == -EWOULDBLOCK)
-        return recv_status::empty;
-      // EINTR: try again at once. Anything else (ECONNREFUSED after an
-      // ICMP error for an earlier reply...) reports an error, consumes no
-      // datagram: counted, and read on.
-      if (n != -EINTR)
-        c_.bump(recv_errors);
-      return recv_status::got;
-    }
-    c_.bump(recv_calls);
-    auto now = steady_now_ns();
-    for (int i = 0; i < n; ++i)
-      deliver(static_cast<size_t>(i), to, now);
-    return recv_status::got;
+    recv_status status;
+    size_t n = batch_.read(*env_.calls, env_.fd, env_.pools->standard(),
+                           slots_, spill_, spill_size_, c_, status);
+    auto now = n > 0 ? steady_now_ns() : 0;
+    for (size_t i = 0; i < n; ++i)
+      deliver(i, to, now);
+    return status;
   }
 
   void release_idle() noexcept override {

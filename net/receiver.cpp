@@ -20,6 +20,22 @@ namespace mayfly::detail {
 
 receiver::~receiver() = default;
 
+namespace {
+
+/// The UDP_GRO segment size in `hdr`'s control messages (the size of each
+/// coalesced datagram; the last may be shorter), or 0.
+size_t gro_segment(msghdr& hdr) noexcept {
+  for (auto* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c))
+    if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+      int size;
+      std::memcpy(&size, CMSG_DATA(c), sizeof(size));
+      return size > 0 ? static_cast<size_t>(size) : 0;
+    }
+  return 0;
+}
+
+} // namespace
+
 int64_t steady_now_ns() noexcept {
   using namespace std::chrono;
   return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
@@ -50,8 +66,42 @@ void recv_batch::set(size_t i, iovec first, iovec second) noexcept {
   msgs_[i].msg_len = 0;
 }
 
-int recv_batch::read(const socket_calls& calls, int fd, size_t k) noexcept {
-  return calls.recvmmsg(fd, msgs_.data(), static_cast<unsigned>(k));
+size_t recv_batch::read(const socket_calls& calls, int fd, buffer_pool& pool,
+                        std::vector<mutable_buffer>& slots, std::byte* spill,
+                        size_t spill_size, io_counters& counters,
+                        recv_status& status) noexcept {
+  size_t k = 0;
+  for (; k < slots.size(); ++k) {
+    if (!slots[k]) {
+      slots[k] = pool.try_acquire();
+      if (!slots[k])
+        break;
+    }
+    set(k, {slots[k].data(), slots[k].capacity()},
+        {spill != nullptr ? spill + k * spill_size : nullptr,
+         spill != nullptr ? spill_size : 0});
+  }
+  if (k == 0) {
+    counters.bump(pool_waits);
+    status = recv_status::starved;
+    return 0;
+  }
+  int n = calls.recvmmsg(fd, msgs_.data(), static_cast<unsigned>(k));
+  status = recv_status::got;
+  if (n < 0) {
+    if (n == -EAGAIN || n == -EWOULDBLOCK) {
+      status = recv_status::empty;
+      return 0;
+    }
+    // EINTR: try again at once. Anything else (ECONNREFUSED after an ICMP
+    // error for an earlier reply, ENOBUFS...) reports an error and
+    // consumes no datagram: counted, and the next round reads on.
+    if (n != -EINTR)
+      counters.bump(recv_errors);
+    return 0;
+  }
+  counters.bump(recv_calls);
+  return static_cast<size_t>(n);
 }
 
 recv_meta recv_batch::meta(size_t i) const noexcept {
@@ -62,17 +112,8 @@ recv_meta recv_batch::meta(size_t i) const noexcept {
   m.len = msg.msg_len;
   m.truncated = (hdr.msg_flags & MSG_TRUNC) != 0;
   m.control_truncated = (hdr.msg_flags & MSG_CTRUNC) != 0;
-  if (control_ > 0) {
-    auto* h = const_cast<msghdr*>(&hdr);
-    for (auto* c = CMSG_FIRSTHDR(h); c != nullptr; c = CMSG_NXTHDR(h, c)) {
-      if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
-        // Size of each coalesced datagram (the last may be shorter).
-        int size;
-        std::memcpy(&size, CMSG_DATA(c), sizeof(size));
-        m.segment = size > 0 ? static_cast<size_t>(size) : 0;
-      }
-    }
-  }
+  if (control_ > 0)
+    m.segment = gro_segment(const_cast<msghdr&>(hdr));
   return m;
 }
 
@@ -122,14 +163,7 @@ int64_t drain_and_count(int fd, int64_t max) noexcept {
     if (n == 0)
       break;
     for (int i = 0; i < n; ++i) {
-      size_t segment = 0;
-      auto* h = &msgs[i].msg_hdr;
-      for (auto* c = CMSG_FIRSTHDR(h); c != nullptr; c = CMSG_NXTHDR(h, c))
-        if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
-          int size;
-          std::memcpy(&size, CMSG_DATA(c), sizeof(size));
-          segment = size > 0 ? static_cast<size_t>(size) : 0;
-        }
+      size_t segment = gro_segment(msgs[i].msg_hdr);
       size_t len = msgs[i].msg_len;
       count += segment > 0 && len > segment
                  ? static_cast<int64_t>((len + segment - 1) / segment)

@@ -21,6 +21,7 @@
 
 #include <mayfly/net/internal/receiver.hpp>
 #include <mayfly/net/internal/socket_calls.hpp>
+#include <mayfly/runtime/buffer_pool.hpp>
 
 namespace mayfly::detail {
 
@@ -38,8 +39,17 @@ public:
   /// area for the tail of a large datagram).
   void set(size_t i, iovec first, iovec second = {nullptr, 0}) noexcept;
 
-  /// One recvmmsg of the first `k` messages: how many were read, or -errno.
-  int read(const socket_calls& calls, int fd, size_t k) noexcept;
+  /// One round: gives each message a slot from `pool` (`slots[i]`, kept
+  /// from the last round when unused; the first the pool cannot give ends
+  /// the batch) and, with a `spill` area, its i-th `spill_size` bytes
+  /// behind the slot; then one recvmmsg through `calls`. Returns how many
+  /// datagrams were read (then `status` is `got`), or 0 with `status` saying
+  /// why: `starved` (no slot; `pool_waits`), `empty` (EAGAIN), `got` (EINTR,
+  /// or an error report that consumed no datagram: `recv_errors`).
+  size_t read(const socket_calls& calls, int fd, buffer_pool& pool,
+              std::vector<mutable_buffer>& slots, std::byte* spill,
+              size_t spill_size, io_counters& counters,
+              recv_status& status) noexcept;
 
   /// What the kernel reported for message i of the last `read`.
   recv_meta meta(size_t i) const noexcept;
