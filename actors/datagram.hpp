@@ -10,31 +10,45 @@
 ///
 /// `datagram_sink` is the seam between the actor layer and the network
 /// layer: `net::udp_endpoint` implements it with batched `sendmmsg`; tests
-/// implement it with an in-memory fake. Sinks are called from CAF worker
-/// threads, concurrently.
+/// implement it with an in-memory fake. Sinks are called from the threads
+/// handlers run on (an IO thread, CAF workers), concurrently.
 
 #include <cstdint>
 #include <string_view>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include <mayfly/runtime/slice.hpp>
+
+namespace caf {
+class execution_unit;
+} // namespace caf
 
 namespace mayfly {
 
+struct datagram;
+
 /// Receives replies: a UDP endpoint, or a fake in tests. Thread-safe.
+///
+/// A reply answers a request: the sink sends it to the request's peer (and,
+/// where the sink knows it, from the address the request arrived at).
+/// `caller` is the execution unit the replying handler runs on
+/// (`self->context()`): a sink whose own thread runs handlers (a UDP
+/// endpoint's IO loop) recognises its own unit and puts the reply straight
+/// into its outgoing batch, without crossing a queue.
 class datagram_sink {
 public:
   virtual ~datagram_sink();
 
-  /// Queues `payload` for `to` without copying it (the slice is held until
-  /// the kernel took it). Returns false if the datagram was dropped (the sink
-  /// counts why). Any thread; never blocks for long.
-  virtual bool send(const udp_address& to, slice payload) noexcept = 0;
+  /// Queues `payload` as the reply to `request` without copying it (the
+  /// slice is held until the kernel took it). Returns false if the datagram
+  /// was dropped (the sink counts why). Any thread; never blocks for long.
+  virtual bool send(const datagram& request, slice payload,
+                    const caf::execution_unit* caller) noexcept = 0;
 
-  /// Copies `bytes` into a send buffer and queues them for `to`. Same
-  /// contract as `send`.
-  virtual bool send_copy(const udp_address& to,
-                         std::string_view bytes) noexcept = 0;
+  /// Copies `bytes` into a send buffer and queues them as the reply to
+  /// `request`. Same contract as `send`.
+  virtual bool send_copy(const datagram& request, std::string_view bytes,
+                         const caf::execution_unit* caller) noexcept = 0;
 };
 
 /// One received datagram. See file comment.

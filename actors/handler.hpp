@@ -242,19 +242,24 @@ public:
 
   /// Sends `payload` to the datagram's peer through the endpoint it came
   /// from, without copying. False (counted) if there is no endpoint or it
-  /// refused. The reply may reach the peer before the code after this call
-  /// runs: do not let a peer's next request depend on later work here.
+  /// refused. On the IO thread (a handler's first activation, by default)
+  /// the reply goes straight into the loop's outgoing batch and leaves when
+  /// the batch is sent, right after the handler; from a worker it crosses
+  /// the endpoint's reply queue. The reply may reach the peer before the
+  /// code after this call runs: do not let a peer's next request depend on
+  /// later work here.
   bool reply(slice payload) noexcept {
     return count_reply(datagram_.source != nullptr
-                       && datagram_.source->send(datagram_.peer,
-                                                 std::move(payload)));
+                       && datagram_.source->send(datagram_, std::move(payload),
+                                                 host()));
   }
 
   /// Copies `bytes` (e.g. built in the arena) into a send buffer for the
   /// peer. False (counted) if there is no endpoint or it refused.
   bool reply(std::string_view bytes) noexcept {
     return count_reply(datagram_.source != nullptr
-                       && datagram_.source->send_copy(datagram_.peer, bytes));
+                       && datagram_.source->send_copy(datagram_, bytes,
+                                                      host()));
   }
 
   /// Sends a message to another actor (shorthand for `self()->send`).
@@ -316,6 +321,12 @@ private:
   void release() noexcept {
     arena_.release();
     datagram_.payload.reset();
+  }
+
+  /// The execution unit this handler runs on now (the IO thread's inline
+  /// runner during its first activation there, else a CAF worker).
+  const caf::execution_unit* host() const noexcept {
+    return self_ != nullptr ? self_->context() : nullptr;
   }
 
   bool count_reply(bool ok) noexcept {

@@ -4,8 +4,12 @@
 /// `ingress`: something that feeds datagrams into a runtime and sends
 /// handlers' replies (a UDP endpoint), or serves its statistics (the HTTP
 /// stats endpoint). The runtime owns its ingresses and shuts them down in
-/// two steps around the drain of in-flight handlers:
+/// two steps around the drain of in-flight handlers, after telling them
+/// when it starts:
 ///
+/// 0. `start_receiving()` in `runtime::start()` (or at once when attached
+///    to a running runtime): dispatching may begin. An ingress opened
+///    before that reads nothing until then (datagrams wait in the kernel).
 /// 1. `stop_receiving()` first thing in `runtime::stop()`: no new datagram
 ///    is dispatched; replies are still sent.
 /// 2. `close()` after every handler and long-lived actor is gone: flush
@@ -27,6 +31,10 @@ public:
 
   /// A short name for statistics and logs, e.g. "udp:127.0.0.1:9000".
   virtual std::string name() const = 0;
+
+  /// The runtime runs: dispatching may begin. Idempotent; returns quickly.
+  virtual void start_receiving() noexcept {
+  }
 
   /// Stops dispatching new datagrams. Idempotent; returns quickly.
   virtual void stop_receiving() noexcept = 0;

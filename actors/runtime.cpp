@@ -227,7 +227,17 @@ runtime::~runtime() {
 
 void runtime::start() {
   auto expected = state::created;
-  state_.compare_exchange_strong(expected, state::running);
+  if (!state_.compare_exchange_strong(expected, state::running))
+    return;
+  // Endpoints opened before now read nothing yet: let them begin.
+  std::vector<ingress*> sources;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& i : ingresses_)
+      sources.push_back(i.get());
+  }
+  for (auto* i : sources)
+    i->start_receiving();
 }
 
 void runtime::request_stop() noexcept {
@@ -456,9 +466,12 @@ ingress& runtime::attach(std::unique_ptr<ingress> source) {
   }
   registrations_.push_back(
     stats_.add("/net/" + ptr->name(), [ptr] { return ptr->stats(); }));
-  if (state_.load() == state::stopped || state_.load() == state::stopping) {
+  auto st = state_.load();
+  if (st == state::stopped || st == state::stopping) {
     ptr->stop_receiving();
     ptr->close();
+  } else if (st == state::running) {
+    ptr->start_receiving();
   }
   return *ptr;
 }

@@ -70,7 +70,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include <mayfly/runtime/result.hpp>
 
 namespace mayfly {

@@ -93,6 +93,12 @@ int64_t udp_socket::kernel_drops() const noexcept {
   return mem[SK_MEMINFO_DROPS];
 }
 
+bool udp_socket::gso_supported() const noexcept {
+  int segment = 0;
+  socklen_t len = sizeof(segment);
+  return getsockopt(fd_, IPPROTO_UDP, UDP_SEGMENT, &segment, &len) == 0;
+}
+
 result<bool> udp_socket::connect(const udp_address& peer) noexcept {
   if (::connect(fd_, peer.sockaddr_ptr(), peer.size()) != 0)
     return {errc::system_error, "connect() failed", errno};

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <utility>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
@@ -27,8 +27,10 @@ struct socket_options {
   uint32_t receive_buffer = 0;
   /// Send buffer in bytes; 0 keeps the kernel default.
   uint32_t send_buffer = 0;
-  /// SO_RXQ_OVFL: the kernel reports its drop counter with each datagram.
-  bool drop_counter = true;
+  /// SO_RXQ_OVFL: the kernel attaches its drop counter to each datagram.
+  /// Off by default: it costs a control message per datagram, and
+  /// `kernel_drops()` (SO_MEMINFO) reads the same counter on demand.
+  bool drop_counter = false;
   /// UDP_GRO: receive coalesced segments (needs a GSO sender to matter).
   bool gro = false;
 };
@@ -74,6 +76,10 @@ public:
   /// The kernel's drop counter for this socket (SO_MEMINFO), or -1 if the
   /// kernel cannot tell. Any thread; one getsockopt.
   int64_t kernel_drops() const noexcept;
+
+  /// Whether the kernel can send with UDP GSO on this socket (UDP_SEGMENT
+  /// is known: Linux 4.18+). One getsockopt.
+  bool gso_supported() const noexcept;
 
   /// Whether UDP_GRO was accepted by the kernel.
   bool gro_enabled() const noexcept {

@@ -71,7 +71,7 @@
 #include <nlohmann/json.hpp>
 
 #include <mayfly/actors/ingress.hpp>
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include <mayfly/runtime/result.hpp>
 
 namespace mayfly {

@@ -4,49 +4,55 @@
 /// `udp_endpoint`: a UDP port served by handler actors.
 ///
 /// Each endpoint runs `receive_threads` IO loops, each with its own socket
-/// (SO_REUSEPORT when there are several) and its own thread:
+/// (SO_REUSEPORT when there are several) and its own thread. One datagram's
+/// life on a loop (docs/design/net.md follows it file by file):
 ///
 /// ```
-///          recvmmsg (batch)                          sendmmsg (batch)
-///  kernel ------------------> pool slots ---+      +-----------------> kernel
-///                             (binaries)    |      |
-///                                           v      |
-///                         one handler actor per datagram, run first on
-///                         this IO thread (handler_start::io_thread)
-///                                           |      ^
-///              handler (or a CAF worker) ---+      | reply queue (lock-free,
-///                     ctx.reply(slice | bytes) ----+  bounded) + eventfd wake
+///  kernel ──recvmmsg──► pool slot ──► admission ──► handler actor, run first
+///  (socket)  (receiver)  = binary     (bound,       on this IO thread
+///                                      pause/drop)        │ ctx.reply(...)
+///                                                         ▼
+///  kernel ◄──sendmmsg── replier: the loop's outgoing batch, grouped by
+///   (GSO)               (peer, size) into UDP GSO messages
+///                         ▲
+///   replies from other threads (CAF workers): lock-free queue + eventfd
 /// ```
 ///
 /// **Where handlers run.** By default a handler's first activation runs on
 /// the IO thread that received its datagram, at once (`inline_runner`):
-/// what it does until it finishes or waits for a message; later
-/// activations run on CAF's workers. `handler_start::workers` hands every
-/// handler to the workers instead (see `handler_start`).
+/// what it does until it finishes or waits for a message; its replies go
+/// straight into the loop's outgoing batch. Later activations run on CAF's
+/// workers and reply through the loop's reply queue. `handler_start::
+/// workers` hands every handler to the workers instead.
 ///
 /// **Receive.** `recvmmsg` reads up to `batch` datagrams straight into
 /// standard pool slots, one binary per datagram: no copy. A datagram larger
-/// than a standard slot spills into a jumbo slot prepared for that message
-/// (one copy of the first slot's bytes, so the binary is contiguous). A
-/// truncated datagram (MSG_TRUNC: larger than slot + spill) is counted and
-/// dropped, never delivered as if whole. Zero-length datagrams are valid.
-/// When the standard pool is exhausted the loop stops reading until slots
-/// come back (the kernel queues, then drops, and SO_RXQ_OVFL counts it).
-/// When the handler type is at its in-flight bound, the runtime's
-/// `overload_policy` decides: `pause` holds the batch and stops reading;
-/// `drop` drops and counts.
+/// than a standard slot spills into a jumbo slot (one copy). A truncated
+/// datagram (MSG_TRUNC) is counted and dropped, never delivered as if
+/// whole. Zero-length datagrams are valid. When the standard pool is
+/// exhausted the loop stops reading until slots come back (the kernel
+/// queues, then drops; its drop counter is read with SO_MEMINFO). When the
+/// handler type is at its in-flight bound, the runtime's `overload_policy`
+/// decides: `pause` holds the batch and stops reading; `drop` drops and
+/// counts. Nothing is read before the runtime is started: datagrams that
+/// arrive earlier wait in the kernel.
 ///
-/// **Send.** Replies are queued by handlers on any worker (`reply(slice)`:
-/// no copy; `reply(bytes)`: one copy into a packed send buffer, made on the
-/// worker) and sent by the IO thread in `sendmmsg` batches. The queue is
-/// drained whenever the loop wakes, so a lone reply leaves at once (an
-/// eventfd wakes a sleeping loop) and replies that arrive together leave
-/// together. EAGAIN waits for POLLOUT; other send errors drop that datagram
-/// (counted) and go on. A full reply queue drops the reply (counted); a
-/// worker never blocks. (A handler running inline on the IO thread first
-/// lets its loop send what the socket takes, then queues the reply.)
+/// **Send.** Replies (`reply(slice)`: no copy; `reply(bytes)`: one copy into
+/// a packed send buffer) leave in `sendmmsg` batches right after the
+/// handlers of a receive batch ran; a lone reply from a worker wakes a
+/// sleeping loop (eventfd). Replies of one batch to one peer with one size
+/// go out as one UDP GSO message where the kernel has GSO (a refusal turns
+/// it off for that loop, nothing lost). EAGAIN waits for POLLOUT; other
+/// errors are retried or drop that datagram, each counted under its reason.
+/// A full reply queue drops a worker's reply (counted); a worker never
+/// blocks.
 ///
-/// **Optional paths** (`endpoint_config::receive_path`, `gso`), each
+/// **Idle.** While traffic is steady the loop polls for up to
+/// `busy_poll_us` before sleeping (a wake-up costs more than a datagram);
+/// when it is not, it sleeps at once. After 50 ms without work it gives
+/// back the slots it holds ready, so an idle endpoint holds no pool slot.
+///
+/// **Optional receive paths** (`endpoint_config::receive_path`), each
 /// detected when the endpoint opens, with a log line naming the path in use
 /// and a clean fallback to the default:
 ///
@@ -54,25 +60,18 @@
 ///   jumbo slots (64 KiB); a receive that coalesced several datagrams of one
 ///   peer (the sender used GSO) becomes ONE binary, and each datagram is
 ///   handed to its own handler as a slice of it (one refcount shared by
-///   all, no copy). A receive holding a single datagram that fits a standard
-///   slot is copied into one (at most a slot's bytes), so ordinary traffic
-///   does not pin 64 KiB per datagram. Falls back to `recvmmsg` when the
-///   kernel refuses UDP_GRO or the jumbo class is disabled.
-/// - `gso`: consecutive replies of equal size to one peer in a send batch
-///   (the last of a run may be shorter) go out as one message with a
-///   UDP_SEGMENT control message, inside the same `sendmmsg`. If the kernel
-///   refuses such a message (EIO, EINVAL) GSO is switched off for that loop
-///   (logged once, counted) and the same replies are sent one by one:
-///   nothing is lost.
-///
+///   all, no copy). A lone datagram that fits a standard slot is copied
+///   into one, so ordinary traffic does not pin 64 KiB per datagram.
 /// - `receive_path::io_uring`: one multishot `recvmsg` per socket whose
 ///   buffers come from a provided-buffer ring of standard pool slots: every
 ///   datagram is still a pool binary, written there by the kernel, no copy.
-///   Datagrams larger than a slot less ~110 bytes of kernel header, address
-///   and control room are counted as `truncated`. The request is re-armed
-///   when it ends (ring ran dry: counted). Falls back to `recvmmsg` when
-///   io_uring, buffer rings or multishot recvmsg are unavailable (or mayfly
-///   was built without liburing).
+///   Datagrams larger than a slot less ~50 bytes of kernel header and
+///   address are counted as `truncated`.
+///
+/// **Shutdown.** `stop_receiving` stops reading; `close` sends the last
+/// replies the socket takes and counts what is left: replies
+/// (`shutdown_reply_drops`), held datagrams (`shutdown_drops`) and what the
+/// kernel still queued for the socket (`left_in_kernel_at_close`).
 ///
 /// Endpoints are owned by the runtime (`udp_endpoint::open` attaches them),
 /// so they outlive every handler that could reply through them.
@@ -86,7 +85,7 @@
 
 #include <mayfly/actors/handler.hpp>
 #include <mayfly/actors/ingress.hpp>
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
@@ -142,14 +141,19 @@ struct endpoint_config {
   uint32_t send_buffer = 0;
   /// Replies queued per IO loop before replies are dropped.
   uint32_t reply_queue = 8192;
-  /// Spin this long on an empty socket before sleeping (lower latency, more
-  /// CPU). 0: sleep at once.
-  uint32_t busy_poll_us = 0;
+  /// Adaptive polling: while traffic is steady (work came back within this
+  /// many microseconds after the loop last ran out of it), an idle loop
+  /// polls for up to this long before sleeping; otherwise it sleeps at
+  /// once. Lower latency (no wake-up) for CPU while traffic flows; nothing
+  /// when idle. 0: always sleep at once.
+  uint32_t busy_poll_us = 200;
   /// Receive path asked for; the one in use (after fallback) is in the
   /// stats as "receive_path".
   mayfly::receive_path receive_path = mayfly::receive_path::recvmmsg;
-  /// Send runs of equal-size replies to one peer with UDP GSO.
-  bool gso = false;
+  /// Send the replies of one batch that go to one peer with one size as a
+  /// single UDP GSO message (on where the kernel has GSO; a kernel that
+  /// refuses a send switches it off for that loop, nothing lost).
+  bool gso = true;
   /// Where handlers run first (see `handler_start`).
   mayfly::handler_start handler_start = mayfly::handler_start::io_thread;
 };
@@ -175,6 +179,7 @@ public:
   }
 
   std::string name() const override;
+  void start_receiving() noexcept override;
   void stop_receiving() noexcept override;
   void close() noexcept override;
   nlohmann::json stats() const override;

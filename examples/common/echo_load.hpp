@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 namespace example {
 

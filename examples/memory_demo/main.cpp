@@ -2,8 +2,8 @@
 //
 // Builds a pool set and an arena pool, "receives" a few datagrams into pool
 // binaries, parses them in an arena, keeps slices of names past the arena's
-// reset (they pin their datagrams), detaches one, queues replies in the send
-// side's writer, and prints the runtime statistics as JSON before and after
+// reset (they pin their datagrams), detaches one, packs replies with the send
+// side's packer, and prints the runtime statistics as JSON before and after
 // everything is released. Run it with no arguments.
 
 #include <cstdio>
@@ -16,7 +16,7 @@
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/config.hpp>
 #include <mayfly/runtime/stats_registry.hpp>
-#include <mayfly/runtime/writer.hpp>
+#include <mayfly/runtime/send_packer.hpp>
 
 namespace {
 
@@ -56,8 +56,8 @@ int main() {
 
   std::vector<mayfly::slice> kept; // what a long-lived actor would hold
   const char* inputs[] = {"cpu.load:3\nmem.free:42", "disk.io:7", "net.rx:1"};
-  auto to = *mayfly::udp_address::parse("127.0.0.1:9001");
-  mayfly::datagram_writer writer{**pools};
+  std::vector<mayfly::slice> replies; // what the network layer would queue
+  mayfly::send_packer packer{**pools};
   for (auto* text : inputs) {
     // "Receive": fill a pool buffer, freeze it into an immutable binary.
     auto buf = (*pools)->acquire(std::strlen(text));
@@ -67,14 +67,15 @@ int main() {
     mayfly::arena arena{**arenas};
     for (auto name : names_of(dgram, arena))
       kept.push_back(dgram.slice_ref(name)); // zero-copy, pins the datagram
-    writer.write(to, dgram.view().substr(0, 4)); // a reply, copied once
+    replies.push_back(packer.pack(dgram.view().substr(0, 4))); // copied once
   }
   kept.back() = kept.back().detach(); // no longer pins its datagram
 
   std::printf("while slices are held:\n%s\n",
               registry.collect().dump(2).c_str());
   kept.clear();
-  writer.clear();
+  replies.clear(); // "sent"
+  packer.release();
   std::printf("after release:\n%s\n", registry.collect().dump(2).c_str());
   return (*pools)->outstanding() == 0 && (*arenas)->leases_out() == 0 ? 0 : 1;
 }

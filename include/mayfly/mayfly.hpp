@@ -7,7 +7,6 @@
 /// (`<mayfly/net/...>`), and `mayfly::serve`, the `main` of a service
 /// (`<mayfly/net/serve.hpp>`). Each of those headers also compiles alone.
 
-#include <mayfly/runtime/address.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/config.hpp>
@@ -16,6 +15,7 @@
 #include <mayfly/runtime/result.hpp>
 #include <mayfly/runtime/slice.hpp>
 
+#include <mayfly/actors/address.hpp>
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/errors.hpp>

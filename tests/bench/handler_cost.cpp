@@ -80,10 +80,12 @@ private:
 };
 
 struct null_sink final : mayfly::datagram_sink {
-  bool send(const mayfly::udp_address&, mayfly::slice) noexcept override {
+  bool send(const mayfly::datagram&, mayfly::slice,
+            const caf::execution_unit*) noexcept override {
     return true; // dropped: measures the handler, not the network
   }
-  bool send_copy(const mayfly::udp_address&, std::string_view) noexcept override {
+  bool send_copy(const mayfly::datagram&, std::string_view,
+                 const caf::execution_unit*) noexcept override {
     return true;
   }
 };

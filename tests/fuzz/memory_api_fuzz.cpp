@@ -16,7 +16,7 @@
 #include <mayfly/runtime/bounded_queue.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/heap.hpp>
-#include <mayfly/runtime/writer.hpp>
+#include <mayfly/runtime/send_packer.hpp>
 
 namespace {
 
@@ -82,8 +82,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     slice live[8];
     mutable_buffer writable;
     std::unique_ptr<arena> mem;
-    datagram_writer writer{*w.pools, 4};
-    auto peer = *udp_address::parse("127.0.0.1:1");
+    send_packer packer{*w.pools};
+    slice queued[4]; // replies waiting for the kernel
+    size_t queued_n = 0;
     for (size_t i = 0; i < size; ++i) {
       uint8_t op = data[i] >> 4, arg = data[i] & 0x0f;
       auto& s = live[arg & 7];
@@ -152,14 +153,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           mem.reset();
           break;
         case 13: // queue a reply (copy or zero-copy), then send it
+          if (queued_n == 4)
+            break;
           if (arg & 1)
-            writer.write(peer, s.view());
+            queued[queued_n++] = packer.pack(s.view());
           else if (s.has_owner())
-            writer.write(peer, s);
+            queued[queued_n++] = s;
           break;
-        case 14:
-          writer.consume(arg % 5);
+        case 14: { // the kernel took the oldest ones
+          size_t taken = std::min<size_t>(queued_n, arg % 5);
+          if (taken == 0)
+            break;
+          for (size_t k = 0; k < queued_n; ++k)
+            queued[k] = k + taken < queued_n ? std::move(queued[k + taken])
+                                             : slice{};
+          queued_n -= taken;
           break;
+        }
         default: // split
           if (s.size() > 1)
             live[(arg + 3) & 7] = s.split_to(s.size() / 2);

@@ -35,7 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "examples/common/echo_load.hpp"
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 namespace {
 

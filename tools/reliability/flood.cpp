@@ -45,7 +45,7 @@
 #include <thread>
 #include <vector>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 namespace {
 

@@ -20,7 +20,7 @@
 
 #include <gtest/gtest.h>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 namespace {
 

@@ -214,10 +214,20 @@ protected:
 };
 
 TEST_F(TallyPinWire, DetectorNamesThePinningAggregator) {
-  // What the endpoint holds for itself (ready receive slots) before.
-  auto s0 = get_stats(proc_->stats());
+  // What the process holds for itself before: no live binary once its
+  // loop is idle (ready receive slots are no binaries, and partly filled
+  // send buffers are given back after 50 ms without work).
+  json s0;
+  for (int i = 0; i < 100; ++i) {
+    s0 = get_stats(proc_->stats());
+    if (!s0.is_discarded()
+        && s0["pools"]["standard"]["binaries"]["live"].get<int64_t>() == 0)
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
   ASSERT_FALSE(s0.is_discarded());
   auto live0 = s0["pools"]["standard"]["binaries"]["live"].get<int64_t>();
+  EXPECT_EQ(live0, 0) << s0.dump();
   for (int i = 0; i < 20; ++i)
     ingest("pin." + std::to_string(i) + ":1|c", 0,
            {{"pin." + std::to_string(i), 1}});
@@ -225,9 +235,13 @@ TEST_F(TallyPinWire, DetectorNamesThePinningAggregator) {
   json s;
   for (int i = 0; i < 100; ++i) {
     s = get_stats(proc_->stats());
+    // The last query's handler may still be exiting on a worker after its
+    // reply arrived (it holds its request until then): wait for it too.
     if (!s.is_discarded()
         && s["pools"]["standard"]["binaries"]["live"].get<int64_t>()
-             >= live0 + 20)
+             >= live0 + 20
+        && s["runtime"]["balance"]["handlers"] == 0
+        && s["runtime"]["balance"]["slices_live"] == 20)
       break;
     std::this_thread::sleep_for(20ms);
   }

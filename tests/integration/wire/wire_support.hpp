@@ -25,7 +25,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 #include "tests/unit/net/udp_client.hpp"
 
 namespace wire {
@@ -100,13 +100,13 @@ inline json get_stats(const mayfly::udp_address& at) {
 }
 
 /// Whether no handler, arena, slice or binary is outstanding: what must hold
-/// on a running service once the traffic stopped. The standard pool keeps
-/// what the endpoints hold for themselves: a batch of 32 slots per receive
-/// thread ready for `recvmmsg` and a partly filled send buffer per thread
-/// that replied with copied bytes: each worker and each receive thread
-/// (handlers start there: docs/design/net.md). Those slots are counted in `binaries.live` too
-/// (the census counts acquired slots, frozen or not), so the bound is on
-/// `in_use`; the jumbo pool must be at zero. `kept`: slices the service
+/// on a running service once the traffic stopped. Until its IO loops have
+/// been idle for 50 ms the standard pool may still hold what the endpoints
+/// keep ready for themselves: a batch of 32 slots per receive thread for
+/// `recvmmsg` and a partly filled send buffer per thread that replied with
+/// copied bytes: each worker and each receive thread (docs/design/net.md,
+/// "Idle"); after that, none. The bound is on `in_use`, which holds either
+/// way; the jumbo pool must be at zero. `kept`: slices the service
 /// keeps on purpose, each over a detached (dedicated) binary of its own,
 /// such as the names mayfly-tally's aggregators store.
 inline bool quiet(const json& s, int64_t kept = 0) {

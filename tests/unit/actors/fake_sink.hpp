@@ -21,20 +21,21 @@ public:
     bool copied;
   };
 
-  bool send(const udp_address& to, slice payload) noexcept override {
+  bool send(const datagram& request, slice payload,
+            const caf::execution_unit*) noexcept override {
     std::lock_guard<std::mutex> guard{mtx_};
     if (refuse_)
       return false;
-    sent_.push_back({to, std::move(payload), false});
+    sent_.push_back({request.peer, std::move(payload), false});
     return true;
   }
 
-  bool send_copy(const udp_address& to,
-                 std::string_view bytes) noexcept override {
+  bool send_copy(const datagram& request, std::string_view bytes,
+                 const caf::execution_unit*) noexcept override {
     std::lock_guard<std::mutex> guard{mtx_};
     if (refuse_)
       return false;
-    sent_.push_back({to, slice::copy_of(bytes), true});
+    sent_.push_back({request.peer, slice::copy_of(bytes), true});
     return true;
   }
 
@@ -64,11 +65,13 @@ private:
 /// counts, where fake_sink's recording would allocate).
 struct counting_sink final : datagram_sink {
   std::atomic<int64_t> replies{0};
-  bool send(const udp_address&, slice) noexcept override {
+  bool send(const datagram&, slice,
+            const caf::execution_unit*) noexcept override {
     replies.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
-  bool send_copy(const udp_address&, std::string_view) noexcept override {
+  bool send_copy(const datagram&, std::string_view,
+                 const caf::execution_unit*) noexcept override {
     replies.fetch_add(1, std::memory_order_relaxed);
     return true;
   }

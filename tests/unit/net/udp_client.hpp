@@ -10,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 namespace mayfly::test {
 

@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
@@ -425,6 +427,145 @@ TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnWorkers) {
   // CAF's floor for one spawn is 2 with mayfly's scheduler (3 with CAF's:
   // actors/scheduler.hpp): the actor and the scheduler's queue node.
   EXPECT_LE(per_datagram, 2.1);
+}
+
+// -- where replies go ----------------------------------------------------------------
+
+TEST_F(EndpointTest, RepliesOfAnInlineHandlerSkipTheQueue) {
+  start(test::small_runtime_config());
+  echo_sizes_up_to(50);
+  auto st = net_stats();
+  EXPECT_EQ(st["replies_inline"], 50); // straight into the outgoing batch
+  EXPECT_EQ(st["replies_queued"], 50);
+  EXPECT_EQ(st["wakeups"], 0); // nobody had to wake the loop for a reply
+}
+
+TEST_F(EndpointTest, RepliesFromWorkersCrossTheQueue) {
+  start_on = handler_start::workers;
+  start(test::small_runtime_config(), "127.0.0.1:0", true);
+  echo_sizes_up_to(50);
+  auto st = net_stats();
+  EXPECT_EQ(st["replies_inline"], 0);
+  EXPECT_EQ(st["replies_queued"], 50);
+}
+
+// -- issue 15: nothing lost or pinned that a user would not expect -----------------
+
+TEST_F(EndpointTest, Issue15OpenBeforeStartHoldsDatagramsInTheKernel) {
+  // Opening before start() used to read every datagram and drop it as a
+  // shutdown drop. Now nothing is read until the runtime starts: what came
+  // in between waits in the socket and is answered after start().
+  auto made = runtime::make(test::small_runtime_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  auto& h = rt->add_handler("echo", [](handler_context& ctx,
+                                       const datagram& d) {
+    ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  test::udp_client client{endpoint->local_address()};
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(client.send("early " + std::to_string(i)));
+  // Give the IO thread every chance to read them (it must not).
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto st = net_stats();
+  EXPECT_EQ(st["datagrams_in"], 0);
+  EXPECT_EQ(st["shutdown_drops"], 0);
+  rt->start();
+  for (int i = 0; i < 5; ++i) {
+    auto reply = client.receive();
+    ASSERT_TRUE(reply) << i;
+    EXPECT_EQ(*reply, "early " + std::to_string(i));
+  }
+  EXPECT_EQ(net_stats()["shutdown_drops"], 0);
+}
+
+/// Echoes with copied replies, then expects every pool slot back while the
+/// endpoint stays open: once idle, the loop released its partly filled
+/// send buffers (and its receive slots).
+void expect_no_send_buffer_left(runtime& rt, udp_endpoint& ep) {
+  test::udp_client client{ep.local_address()};
+  for (int i = 0; i < 20; ++i) {
+    auto msg = pattern(48, static_cast<uint32_t>(i));
+    ASSERT_TRUE(client.send(msg));
+    auto reply = client.receive();
+    ASSERT_TRUE(reply);
+    EXPECT_EQ(*reply, msg);
+  }
+  EXPECT_TRUE(test::eventually([&] { return rt.buffers().outstanding() == 0; }))
+    << rt.buffers().outstanding() << " pool slots still out while idle";
+}
+
+TEST_F(EndpointTest, Issue15CopiedRepliesLeaveNoBufferOutWhileOpen) {
+  start(test::small_runtime_config(), "127.0.0.1:0", true);
+  expect_no_send_buffer_left(*rt, *endpoint);
+}
+
+TEST_F(EndpointTest, Issue15CopiedRepliesFromWorkersLeaveNoBufferOutWhileOpen) {
+  start_on = handler_start::workers;
+  start(test::small_runtime_config(), "127.0.0.1:0", true);
+  expect_no_send_buffer_left(*rt, *endpoint);
+}
+
+// -- issue 18: what the kernel still holds at shutdown is counted ------------------
+
+TEST_F(EndpointTest, Issue18DatagramsQueuedAtShutdownAreCounted) {
+  start(test::small_runtime_config());
+  echo_sizes_up_to(1);
+  // As the runtime's stop() does first: no more reading. What arrives now
+  // waits in the socket until close, which counts it.
+  endpoint->stop_receiving();
+  test::udp_client client{endpoint->local_address()};
+  constexpr int kQueued = 50;
+  for (int i = 0; i < kQueued; ++i)
+    ASSERT_TRUE(client.send("late " + std::to_string(i)));
+  rt->stop();
+  auto st = net_stats();
+  EXPECT_EQ(st["left_in_kernel_at_close"], kQueued) << st.dump();
+  EXPECT_EQ(st["datagrams_in"], 1);
+  EXPECT_EQ(st["kernel_drops"], 0);
+}
+
+TEST_F(EndpointTest, Issue18NeverStartedCountsWhatWaitedInTheKernel) {
+  auto made = runtime::make(test::small_runtime_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  auto& h = rt->add_handler("echo", [](handler_context& ctx,
+                                       const datagram& d) {
+    ctx.reply(d.payload);
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  endpoint = *udp_endpoint::open(*rt, h, ec);
+  test::udp_client client{endpoint->local_address()};
+  for (int i = 0; i < 7; ++i)
+    ASSERT_TRUE(client.send("never read"));
+  rt->stop();
+  auto st = net_stats();
+  EXPECT_EQ(st["left_in_kernel_at_close"], 7);
+  EXPECT_EQ(st["datagrams_in"], 0);
+  EXPECT_EQ(st["shutdown_drops"], 0);
+}
+
+// -- adaptive polling -------------------------------------------------------------
+
+TEST_F(EndpointTest, AnIdleLoopSleepsInsteadOfPolling) {
+  // Steady traffic may make the loop poll between datagrams; once traffic
+  // stops, it must go to sleep (no more spins, no more poll() returns):
+  // an idle server burns no CPU.
+  start(test::small_runtime_config());
+  echo_sizes_up_to(200);
+  // Past the quiet point (50 ms), where the loop gives back its slots once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto before = net_stats();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto after = net_stats();
+  EXPECT_EQ(after["spins"], before["spins"]);
+  EXPECT_EQ(after["polls"], before["polls"]);
+  // ... and holds no pool slot: receive slots and send buffers went back.
+  EXPECT_EQ(rt->buffers().outstanding(), 0);
 }
 
 } // namespace

@@ -165,7 +165,7 @@ TEST(PathsConfig, ParsesReceivePathAndGso) {
   auto defaults = parse_endpoint_config(nlohmann::json::object());
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->receive_path, receive_path::recvmmsg);
-  EXPECT_FALSE(defaults->gso);
+  EXPECT_TRUE(defaults->gso); // on where the kernel accepts it
   EXPECT_EQ(defaults->handler_start, handler_start::io_thread);
   auto workers = parse_endpoint_config(
     nlohmann::json{{"net", {{"handler_start", "workers"}}}});
@@ -295,11 +295,25 @@ TEST_F(PathsTest, GroFallsBackToRecvmmsgWithoutJumboClass) {
   EXPECT_EQ(*reply, "still served");
 }
 
-TEST_F(PathsTest, DefaultPathIsRecvmmsgWithoutGso) {
+TEST_F(PathsTest, DefaultPathIsRecvmmsgWithGsoWhereTheKernelHasIt) {
   start(endpoint_config{});
   auto st = net_stats();
   EXPECT_EQ(st["receive_path"], "recvmmsg");
+  EXPECT_EQ(st["gso"], true); // loopback on any kernel since 4.18
+}
+
+TEST_F(PathsTest, GsoCanBeSwitchedOff) {
+  endpoint_config ec;
+  ec.gso = false;
+  start(ec, "127.0.0.1:0", 4);
+  test::udp_client client{endpoint->local_address()};
+  ASSERT_TRUE(client.send("one by one"));
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(client.receive());
+  wait_out(4);
+  auto st = net_stats();
   EXPECT_EQ(st["gso"], false);
+  EXPECT_EQ(st["gso_sends"], 0);
 }
 
 // -- GSO send -----------------------------------------------------------------------

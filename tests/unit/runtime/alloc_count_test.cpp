@@ -27,12 +27,11 @@
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/heap.hpp>
-#include <mayfly/runtime/writer.hpp>
+#include <mayfly/runtime/send_packer.hpp>
 #include "tests/support/alloc_counter.hpp"
 #include "tests/unit/runtime/test_util.hpp"
 
 using mayfly::arena;
-using mayfly::datagram_writer;
 using mayfly::slice;
 using mayfly::test::allocation_count;
 using mayfly::test::blocking_ring;
@@ -178,34 +177,35 @@ struct arena_stage {
   }
 };
 
-// The send side: pack, jumbo, zero-copy and empty datagrams; fill; consume.
-struct writer_stage {
+// The send side: packed, jumbo, zero-copy and empty replies queued as a
+// reply batch holds them, then dropped as after a sendmmsg.
+struct packer_stage {
   std::unique_ptr<mayfly::buffer_pools> pools
     = mayfly::test::make_pools(mayfly::test::small_pools_config(64, 4));
-  datagram_writer writer{*pools, 32};
-  mayfly::udp_address to = *mayfly::udp_address::parse("127.0.0.1:9000");
+  mayfly::send_packer packer{*pools};
   slice reply = mayfly::test::frozen(pools->standard(), "zero-copy reply");
   char big[700] = {};
   char small[100] = {};
-  mmsghdr msgs[32];
-  iovec iovs[32];
+  slice queued[32];
 
   bool run() {
     bool ok = true;
+    size_t n = 0;
     for (size_t i = 0; i < 8; ++i)
-      ok = ok && writer.write(to, std::string_view{small, 10 + 10 * i});
-    ok = ok && writer.write(to, std::string_view{big, sizeof(big)});
-    ok = ok && writer.write(to, reply);
-    ok = ok && writer.write(to, ""sv);
-    auto n = writer.fill(msgs, iovs, 32);
-    ok = ok && n == 11 && iovs[8].iov_len == sizeof(big);
-    writer.consume(n / 2);
-    writer.consume(writer.pending());
-    return ok && writer.pending() == 0;
+      queued[n++] = packer.pack(std::string_view{small, 10 + 10 * i});
+    queued[n++] = packer.pack(std::string_view{big, sizeof(big)});
+    queued[n++] = reply;
+    queued[n++] = packer.pack(""sv);
+    for (size_t i = 0; i < n; ++i)
+      ok = ok && queued[i].has_owner();
+    ok = ok && queued[8].size() == sizeof(big);
+    for (size_t i = 0; i < n; ++i)
+      queued[i].reset();
+    return ok;
   }
 
-  ~writer_stage() {
-    writer.clear();
+  ~packer_stage() {
+    packer.release();
   }
 };
 
@@ -372,13 +372,12 @@ TEST(AllocationCount, ArenaLifecycleAllocatesNothing) {
   EXPECT_EQ(stage.pool->count(mayfly::arena_pool::heap_blocks), 0);
 }
 
-TEST(AllocationCount, DatagramWriterAllocatesNothing) {
+TEST(AllocationCount, SendPackerAllocatesNothing) {
   SKIP_UNLESS_COUNTING();
-  writer_stage stage;
+  packer_stage stage;
   ASSERT_TRUE(stage.pools);
   expect_no_allocations(stage);
-  EXPECT_EQ(stage.writer.stats().no_buffer, 0u);
-  EXPECT_GT(stage.writer.stats().buffers, 1u);
+  EXPECT_GT(stage.packer.buffers(), 1u);
 }
 
 TEST(AllocationCount, WholeDatagramPathAllocatesNothing) {
@@ -388,9 +387,9 @@ TEST(AllocationCount, WholeDatagramPathAllocatesNothing) {
     binary_stage binary;
     forward_stage forward;
     arena_stage arena;
-    writer_stage writer;
+    packer_stage packer;
     bool run() {
-      return binary.run() && forward.run() && arena.run() && writer.run();
+      return binary.run() && forward.run() && arena.run() && packer.run();
     }
   } stage;
   expect_no_allocations(stage);

@@ -16,7 +16,6 @@
 #include <thread>
 #include <utility>
 
-#include <mayfly/runtime/address.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/slice.hpp>
@@ -28,11 +27,6 @@ namespace mayfly {
 inline void PrintTo(const slice& s, std::ostream* os) {
   *os << '"' << s.view() << "\" (" << s.size() << " bytes, "
       << (s.has_owner() ? "owned" : "ownerless") << ')';
-}
-
-/// Lets GoogleTest print addresses as "1.2.3.4:53".
-inline void PrintTo(const udp_address& a, std::ostream* os) {
-  *os << a.to_string();
 }
 
 } // namespace mayfly

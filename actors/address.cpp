@@ -1,4 +1,4 @@
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 #include <arpa/inet.h>
 

@@ -1,16 +1,25 @@
-#include <mayfly/runtime/address.hpp>
+#include <mayfly/actors/address.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
 #include <cstring>
+#include <ostream>
 #include <string>
 #include <type_traits>
 
 #include <gtest/gtest.h>
 
-#include "tests/unit/runtime/test_util.hpp"
+
+namespace mayfly {
+
+/// Lets GoogleTest print addresses as "1.2.3.4:53".
+inline void PrintTo(const udp_address& a, std::ostream* os) {
+  *os << a.to_string();
+}
+
+} // namespace mayfly
 
 using mayfly::errc;
 using mayfly::udp_address;
@@ -187,3 +196,16 @@ TEST(UdpAddress, MutableSockaddrIsTheStorage) {
   sin->sin_addr.s_addr = htonl(0x0a000001);
   EXPECT_EQ(a.to_string(), "10.0.0.1:80");
 }
+
+// Issue 15: a bad address string printed "assertion failed: v_.index() ==
+// 0 (result.hpp:67)"; misuse now prints what the error is.
+TEST(ResultDeathTest, UsingAFailedResultPrintsItsMessage) {
+  auto bad = mayfly::udp_address::parse("localhost:9000");
+  ASSERT_FALSE(bad);
+  EXPECT_DEATH((void) *bad,
+               "used the value of a failed result: 'localhost:9000': not a "
+               "numeric IPv4 or IPv6 address");
+  EXPECT_DEATH((void) bad->port(), "'localhost:9000'");
+  EXPECT_DEATH((void) bad.value(), "'localhost:9000'");
+}
+

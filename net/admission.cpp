@@ -1,0 +1,83 @@
+#include <mayfly/net/internal/admission.hpp>
+
+#include <mayfly/actors/runtime.hpp>
+
+namespace mayfly::detail {
+
+admission::admission(runtime& rt, handler_type& type, handler_start where,
+                     datagram_sink& source, io_counters& counters,
+                     size_t max_held)
+  : rt_(&rt),
+    type_(&type),
+    source_(&source),
+    counters_(&counters),
+    drop_on_overload_(rt.config().overload == overload_policy::drop) {
+  if (where == handler_start::io_thread)
+    runner_.emplace(rt);
+  held_.reserve(max_held);
+}
+
+bool admission::accepting() const noexcept {
+  return rt_->running();
+}
+
+const caf::execution_unit* admission::inline_host() const noexcept {
+  return runner_ ? &*runner_ : nullptr;
+}
+
+dispatch_status admission::dispatch(datagram& d) noexcept {
+  return runner_ ? runner_->dispatch(*type_, d) : rt_->dispatch(*type_, d);
+}
+
+void admission::admit(datagram& d) noexcept {
+  d.source = source_;
+  if (holding()) {
+    counters_->bump(paused);
+    held_.push_back(std::move(d)); // keep order behind held datagrams
+    return;
+  }
+  auto status = dispatch(d);
+  switch (status) {
+    case dispatch_status::spawned:
+      return;
+    case dispatch_status::not_running:
+      counters_->bump(shutdown_drops);
+      return;
+    case dispatch_status::overloaded:
+    case dispatch_status::no_arena:
+      if (drop_on_overload_) {
+        counters_->bump(policy_drops);
+        type_->add(status == dispatch_status::overloaded
+                     ? handler_type::rejected
+                     : handler_type::no_arena);
+        return;
+      }
+      counters_->bump(paused);
+      held_.push_back(std::move(d));
+      return;
+  }
+}
+
+bool admission::retry_held() noexcept {
+  while (head_ < held_.size()) {
+    auto status = dispatch(held_[head_]);
+    if (status == dispatch_status::overloaded
+        || status == dispatch_status::no_arena)
+      return false;
+    if (status == dispatch_status::not_running)
+      counters_->bump(shutdown_drops);
+    held_[head_].payload.reset();
+    ++head_;
+  }
+  held_.clear();
+  head_ = 0;
+  return true;
+}
+
+void admission::drop_held() noexcept {
+  counters_->bump(shutdown_drops, static_cast<int64_t>(held_.size() - head_));
+  held_.clear();
+  head_ = 0;
+}
+
+} // namespace mayfly::detail

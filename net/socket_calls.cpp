@@ -1,0 +1,39 @@
+#include <mayfly/net/internal/socket_calls.hpp>
+
+#include <atomic>
+#include <cerrno>
+
+namespace mayfly::detail {
+
+namespace {
+
+int real_recvmmsg(int fd, mmsghdr* msgs, unsigned n) noexcept {
+  int rc = ::recvmmsg(fd, msgs, n, MSG_DONTWAIT, nullptr);
+  return rc < 0 ? -errno : rc;
+}
+
+int real_sendmmsg(int fd, mmsghdr* msgs, unsigned n) noexcept {
+  int rc = ::sendmmsg(fd, msgs, n, MSG_DONTWAIT);
+  return rc < 0 ? -errno : rc;
+}
+
+constexpr socket_calls kReal{real_recvmmsg, real_sendmmsg};
+
+std::atomic<const socket_calls*> g_current{nullptr};
+
+} // namespace
+
+const socket_calls& real_socket_calls() noexcept {
+  return kReal;
+}
+
+const socket_calls& current_socket_calls() noexcept {
+  auto* calls = g_current.load(std::memory_order_acquire);
+  return calls != nullptr ? *calls : kReal;
+}
+
+void replace_socket_calls(const socket_calls* calls) noexcept {
+  g_current.store(calls, std::memory_order_release);
+}
+
+} // namespace mayfly::detail
