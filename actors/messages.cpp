@@ -225,23 +225,22 @@ caf::error save_remote(caf::serializer& sink, const slice_batch& x) {
   return caf::none;
 }
 
-caf::error load_remote(caf::deserializer& source, slice_batch& x) {
-  static constexpr const char* type = "mayfly.slice_batch";
-  // Empty the batch first: on failure it holds nothing.
-  for (auto& item : x.items) {
-    item.key.reset();
-    item.value = 0;
-  }
-  x.size = 0;
+// Reads the wire format slice_batch and key_batch share: the item count,
+// every key's bytes as one binary (into `keys`), then a (length, value)
+// pair per item, calling `item(offset, length, value)` for each. Checks the
+// count against `capacity` and that the lengths add up to the bytes sent.
+// On an error the caller empties its batch.
+template <class OnItem>
+caf::error load_keyed_batch(caf::deserializer& source, const char* type,
+                            uint32_t capacity, slice& keys, OnItem item) {
   uint32_t n = 0;
   size_t total = 0;
   if (auto err = source(n))
     return reject_truncated(type, err);
-  if (n > slice_batch::kCapacity)
+  if (n > capacity)
     return reject(errc::malformed, std::string{type} + ": "
                                      + std::to_string(n) + " items (capacity "
-                                     + std::to_string(slice_batch::kCapacity)
-                                     + ")");
+                                     + std::to_string(capacity) + ")");
   if (auto err = source.begin_sequence(total))
     return reject_truncated(type, err);
   if (total > size_t{n} * kMaxRemoteSliceBytes)
@@ -249,8 +248,7 @@ caf::error load_remote(caf::deserializer& source, slice_batch& x) {
                                      + std::to_string(total)
                                      + " key bytes for " + std::to_string(n)
                                      + " items");
-  slice all;
-  if (auto err = read_binary(source, total, type, all))
+  if (auto err = read_binary(source, total, type, keys))
     return err;
   if (auto err = source.end_sequence())
     return reject_truncated(type, err);
@@ -258,29 +256,36 @@ caf::error load_remote(caf::deserializer& source, slice_batch& x) {
   for (uint32_t i = 0; i < n; ++i) {
     uint32_t len = 0;
     int64_t value = 0;
-    if (auto err = source(len, value)) {
-      x = slice_batch{};
+    if (auto err = source(len, value))
       return reject_truncated(type, err);
-    }
-    if (len > total - offset) {
-      x = slice_batch{};
+    if (len > total - offset)
       return reject(errc::malformed,
                     std::string{type} + ": key lengths exceed the "
                       + std::to_string(total) + " key bytes sent");
-    }
-    x.push(all.sub(offset, offset + len), value);
+    item(offset, len, value);
     offset += len;
   }
-  if (offset != total) {
-    x = slice_batch{};
+  if (offset != total)
     return reject(errc::malformed, std::string{type} + ": "
                                      + std::to_string(total - offset)
                                      + " key bytes belong to no item");
-  }
   count(batches_in);
   count(slices_in, n);
   count(bytes_in, static_cast<int64_t>(total));
   return caf::none;
+}
+
+caf::error load_remote(caf::deserializer& source, slice_batch& x) {
+  x = slice_batch{}; // on failure it holds nothing
+  slice all;
+  auto err = load_keyed_batch(
+    source, "mayfly.slice_batch", slice_batch::kCapacity, all,
+    [&](size_t offset, uint32_t len, int64_t value) {
+      x.push(all.sub(offset, offset + len), value);
+    });
+  if (err)
+    x = slice_batch{};
+  return err;
 }
 
 // -- key_batch: the wire format of slice_batch ---------------------------------
@@ -316,65 +321,23 @@ caf::error save_remote(caf::serializer& sink, const key_batch& x) {
 }
 
 caf::error load_remote(caf::deserializer& source, key_batch& x) {
-  static constexpr const char* type = "mayfly.key_batch";
   x.source.reset();
   x.size = 0;
-  uint32_t n = 0;
-  size_t total = 0;
-  if (auto err = source(n))
-    return reject_truncated(type, err);
-  if (n > key_batch::kCapacity)
-    return reject(errc::malformed, std::string{type} + ": "
-                                     + std::to_string(n) + " items (capacity "
-                                     + std::to_string(key_batch::kCapacity)
-                                     + ")");
-  if (auto err = source.begin_sequence(total))
-    return reject_truncated(type, err);
-  if (total > size_t{n} * kMaxRemoteSliceBytes)
-    return reject(errc::too_large, std::string{type} + ": "
-                                     + std::to_string(total)
-                                     + " key bytes for " + std::to_string(n)
-                                     + " items");
-  slice all;
-  if (auto err = read_binary(source, total, type, all))
-    return err;
-  if (auto err = source.end_sequence())
-    return reject_truncated(type, err);
-  x.source = std::move(all);
-  size_t offset = 0;
-  for (uint32_t i = 0; i < n; ++i) {
-    uint32_t len = 0;
-    int64_t value = 0;
-    if (auto err = source(len, value)) {
-      x.source.reset();
-      x.size = 0;
-      return reject_truncated(type, err);
-    }
-    if (len > total - offset) {
-      x.source.reset();
-      x.size = 0;
-      return reject(errc::malformed,
-                    std::string{type} + ": key lengths exceed the "
-                      + std::to_string(total) + " key bytes sent");
-    }
-    auto* base = reinterpret_cast<const char*>(x.source.data());
-    std::string_view key{base + offset, len};
-    // The hash is recomputed here, never taken from the network.
-    x.items[i] = {static_cast<uint32_t>(offset), len, key_hash(key), value};
-    x.size = i + 1;
-    offset += len;
-  }
-  if (offset != total) {
+  auto err = load_keyed_batch(
+    source, "mayfly.key_batch", key_batch::kCapacity, x.source,
+    [&](size_t offset, uint32_t len, int64_t value) {
+      auto* base = reinterpret_cast<const char*>(x.source.data());
+      std::string_view key{base + offset, len};
+      // The hash is recomputed here, never taken from the network.
+      x.items[x.size] = {static_cast<uint32_t>(offset), len, key_hash(key),
+                         value};
+      ++x.size;
+    });
+  if (err) {
     x.source.reset();
     x.size = 0;
-    return reject(errc::malformed, std::string{type} + ": "
-                                     + std::to_string(total - offset)
-                                     + " key bytes belong to no item");
   }
-  count(batches_in);
-  count(slices_in, n);
-  count(bytes_in, static_cast<int64_t>(total));
-  return caf::none;
+  return err;
 }
 
 std::string to_text(const key_batch& x) {
