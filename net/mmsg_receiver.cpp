@@ -71,11 +71,10 @@ public:
 
   int64_t discard_queued() noexcept override {
     release_idle();
-    return drain_and_count(env_.fd, kDrainMax);
+    return drain_and_count(env_.fd);
   }
 
 private:
-  static constexpr int64_t kDrainMax = 1 << 20;
 
   void deliver(size_t i, admission& to, int64_t now) noexcept {
     auto meta = batch_.meta(i);

@@ -147,7 +147,7 @@ public:
       io_uring_cq_advance(&p.ring, n);
     }
     r_.reset();
-    return left + drain_and_count(env_.fd, int64_t{1} << 20);
+    return left + drain_and_count(env_.fd);
   }
 
 private:

@@ -106,9 +106,13 @@ std::unique_ptr<receiver> make_receiver(receive_path asked,
 /// Steady-clock nanoseconds (what `datagram::received_ns` holds).
 int64_t steady_now_ns() noexcept;
 
+/// Most datagrams `drain_and_count` reads at close: far above what a 4 MiB
+/// receive buffer can queue, and a bound on the time it can take.
+constexpr int64_t kDrainAtCloseMax = int64_t{1} << 20;
+
 /// Reads and counts what is queued on `fd` (GRO segments each counted),
 /// without keeping anything: what a socket still held at close. Bounded by
 /// `max` datagrams.
-int64_t drain_and_count(int fd, int64_t max) noexcept;
+int64_t drain_and_count(int fd, int64_t max = kDrainAtCloseMax) noexcept;
 
 } // namespace mayfly::detail
