@@ -8,13 +8,49 @@ BUILD=${MAYFLY_BUILD:-$REPO/build/release}
 WORK=$(mktemp -d /tmp/mayfly-reliability.XXXXXX)
 STARTED_PIDS=()
 
-# Kill what we started (by pid), remove the work directory.
+# SERVER_CPU_QUOTA=F (a fraction of one CPU, e.g. 0.25): every server runs
+# in a CPU cgroup limited to F of a core, so that a sender on this machine
+# can offer a multiple of what the server sustains (issue 18: 3x an echo
+# server that keeps up with one sending core). Needs root and the cgroup
+# "cpu" controller (v1 or v2); the calibrated rate is then the limited
+# server's, and the scripts say so.
+CPU_CGROUP=""
+
+# Kill what we started (by pid), remove the work directory and the cgroup.
 cleanup() {
   local pid
   for pid in "${STARTED_PIDS[@]}"; do
     kill -KILL "$pid" 2>/dev/null || true
   done
+  for pid in "${STARTED_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  [[ -n $CPU_CGROUP ]] && rmdir "$CPU_CGROUP" 2>/dev/null
   rm -rf "$WORK"
+}
+
+# limit_cpu PID: moves PID into the SERVER_CPU_QUOTA cgroup (made once).
+limit_cpu() {
+  [[ -n ${SERVER_CPU_QUOTA:-} ]] || return 0
+  local period=100000 quota
+  quota=$(python3 -c "import sys; q = float(sys.argv[1]); assert 0 < q <= 64; print(int(q * $period))" \
+    "$SERVER_CPU_QUOTA") || die "SERVER_CPU_QUOTA=$SERVER_CPU_QUOTA: not a fraction of a CPU in (0, 64]"
+  if [[ -z $CPU_CGROUP ]]; then
+    if [[ -d /sys/fs/cgroup/cpu ]]; then # v1
+      CPU_CGROUP=/sys/fs/cgroup/cpu/mayfly-reliability-$$
+      mkdir "$CPU_CGROUP" || die "cannot make $CPU_CGROUP (root? cgroup cpu controller?)"
+      echo "$period" >"$CPU_CGROUP/cpu.cfs_period_us"
+      echo "$quota" >"$CPU_CGROUP/cpu.cfs_quota_us"
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then # v2
+      CPU_CGROUP=/sys/fs/cgroup/mayfly-reliability-$$
+      mkdir "$CPU_CGROUP" || die "cannot make $CPU_CGROUP (root? cgroup cpu controller?)"
+      echo "$quota $period" >"$CPU_CGROUP/cpu.max" \
+        || die "cannot limit $CPU_CGROUP (is +cpu in cgroup.subtree_control?)"
+    else
+      die "SERVER_CPU_QUOTA needs a cgroup cpu controller (none under /sys/fs/cgroup)"
+    fi
+  fi
+  echo "$1" >"$CPU_CGROUP/cgroup.procs" || die "cannot move pid $1 into $CPU_CGROUP"
 }
 trap cleanup EXIT
 
@@ -57,6 +93,7 @@ start_example() {
   "$BUILD/examples/mayfly-$name" "${args[@]}" >"$log.out" 2>"$log.err" &
   SERVER_PID=$!
   STARTED_PIDS+=("$SERVER_PID")
+  limit_cpu "$SERVER_PID"
   UDP_ADDR="" STATS_ADDR=""
   local i
   for ((i = 0; i < 150; i++)); do
