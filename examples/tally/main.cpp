@@ -59,6 +59,7 @@
 #include <mayfly/actors/supervisor.hpp>
 #include <mayfly/net/serve.hpp>
 #include "examples/tally/basp_guard.hpp"
+#include "examples/tally/tls_watch.hpp"
 #include "examples/tally/distribution.hpp"
 #include "examples/tally/tally_protocol.hpp"
 #include <mayfly/runtime/config.hpp>
@@ -147,6 +148,11 @@ struct shared_state {
       doc["basp"] = {
         {"headers_checked", tally::basp_headers_checked()},
         {"headers_rejected", tally::basp_headers_rejected()},
+      };
+    if (distributed) // TLS handshakes, both directions (tls_watch.hpp)
+      doc["tls"] = {
+        {"handshakes_completed", tally::tls_handshakes_completed()},
+        {"handshakes_failed", tally::tls_handshakes_failed()},
       };
     if (remote) {
       auto r = route.load();

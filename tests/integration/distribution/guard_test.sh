@@ -131,6 +131,8 @@ still_serves() {
   "$peer" udp "$udp" 'guard.a:5|c\nguard.b:2|c'
   "$peer" udp "$udp" '?guard.a' 'guard.a:5\n' \
     || fail "the aggregator node did not answer through the ingest node"
+  [[ $(stat "$ingest_stats" .tally.tls.handshakes_completed) -ge 1 ]] \
+    || fail "the ingest node's handshake was not counted"
   stop "$ingest_pid" ingest
 }
 
@@ -143,6 +145,10 @@ case $case in
     kill -0 "$agg_pid" 2>/dev/null || fail "32 bytes killed the aggregator node"
     [[ $(stat "$agg_stats" .tally.basp.headers_checked) == 0 ]] \
       || fail "bytes from a peer without a certificate reached BASP"
+    # ... and they were counted where they ended: a failed TLS handshake.
+    until_stat "$agg_stats" '.tally.tls.handshakes_failed >= 1'
+    grep -q 'TLS handshake failed (accepting a peer)' "$out/aggregator.log" \
+      || fail "the failed handshake was not logged"
     # A peer with a valid certificate gets through TLS; its garbage is
     # then the header check's to reject. (Exit status: it did get BASP's
     # server handshake, as an admitted peer does.)
@@ -213,12 +219,17 @@ case $case in
     "$peer" tls "$tcp" "$certs/other/rogue.pem" "$certs/other/rogue.key" \
       >>"$out/peer.log" 2>&1 \
       || fail "a TLS client with another CA's certificate got BASP bytes"
+    # Both refused peers counted as failed handshakes, none completed.
+    until_stat "$agg_stats" '.tally.tls.handshakes_failed == 2'
+    [[ $(stat "$agg_stats" .tally.tls.handshakes_completed) == 0 ]] \
+      || fail "a handshake without a valid certificate completed"
     # shellcheck disable=SC2046
     start_ingest rogue "$tcp" $(tls "$certs/other" rogue)
     rogue_pid=$ingest_pid rogue_stats=$ingest_stats
     start_ingest plain "$tcp" --plaintext 1
     plain_pid=$ingest_pid plain_stats=$ingest_stats
     until_stat "$rogue_stats" '.tally.remote.connect_failures >= 2'
+    until_stat "$rogue_stats" '.tally.tls.handshakes_failed >= 1'
     until_stat "$plain_stats" '.tally.remote.connect_failures >= 1'
     [[ $(stat "$rogue_stats" .tally.remote.connects) == 0 ]] \
       || fail "a node of another CA reached the aggregators"
