@@ -173,15 +173,27 @@ void replier::build(size_t messages) noexcept {
   }
 }
 
-void replier::retire(size_t messages) noexcept {
+void replier::retire(size_t messages, bool sent) noexcept {
   // The replies of the first `messages` messages leave the batch (their
   // slices are dropped: a send buffer whose last reply this was goes back
-  // to its pool); the others close up, in their queued order.
+  // to its pool); the others close up, in their queued order. Sent ones
+  // are counted by the class of the buffer they went from.
   size_t end = messages == 0 ? 0
                              : plan_[messages - 1].first
                                  + plan_[messages - 1].count;
+  const size_t standard = env_.pools->standard().slot_size();
+  int64_t n[3] = {};
+  int64_t bytes[3] = {};
   for (size_t k = 0; k < end; ++k) {
-    pending_[order_[k]].payload.reset();
+    auto& payload = pending_[order_[k]].payload;
+    if (sent) {
+      int c = payload.has_owner() && !payload.pooled() ? 2 // dedicated
+              : payload.pinned_bytes() <= standard     ? 0
+                                                       : 1;
+      ++n[c];
+      bytes[c] += static_cast<int64_t>(payload.size());
+    }
+    payload.reset();
     group_of_[order_[k]] = UINT32_MAX; // retired
   }
   size_t kept = 0;
@@ -195,13 +207,21 @@ void replier::retire(size_t messages) noexcept {
   for (size_t i = kept; i < count_; ++i)
     pending_[i].payload.reset();
   count_ = kept;
+  if (sent) {
+    c_.bump(datagrams_out_standard, n[0]);
+    c_.bump(bytes_out_standard, bytes[0]);
+    c_.bump(datagrams_out_jumbo, n[1]);
+    c_.bump(bytes_out_jumbo, bytes[1]);
+    c_.bump(datagrams_out_oversize, n[2]);
+    c_.bump(bytes_out_oversize, bytes[2]);
+  }
 }
 
 void replier::drop_first(io_counter reason) noexcept {
   auto n = static_cast<int64_t>(plan_[0].count);
   c_.bump(reason, n);
   c_.bump(send_errors, n);
-  retire(1);
+  retire(1, false);
 }
 
 void replier::disable_gso(int err) noexcept {
@@ -241,7 +261,7 @@ bool replier::flush() noexcept {
       }
       c_.bump(datagrams_out, datagrams);
       c_.bump(bytes_out, bytes);
-      retire(static_cast<size_t>(rc));
+      retire(static_cast<size_t>(rc), true);
       continue;
     }
     int err = rc < 0 ? -rc : EAGAIN;

@@ -74,6 +74,16 @@ void reply_queue::release_packers() noexcept {
   }
 }
 
+send_packer_counts reply_queue::packed() const noexcept {
+  send_packer_counts total;
+  for (size_t i = 0; i < kPackers; ++i) {
+    std::lock_guard<std::mutex> guard{packers_[i].mtx};
+    if (packers_[i].packer)
+      total += packers_[i].packer->counts();
+  }
+  return total;
+}
+
 int64_t reply_queue::drop_all() noexcept {
   int64_t n = 0;
   transmit t;
@@ -81,7 +91,8 @@ int64_t reply_queue::drop_all() noexcept {
     ++n;
   for (size_t i = 0; i < kPackers; ++i) {
     std::lock_guard<std::mutex> guard{packers_[i].mtx};
-    packers_[i].packer.reset();
+    if (packers_[i].packer)
+      packers_[i].packer->release(); // keeps its counts for the statistics
   }
   holding_.store(0, std::memory_order_relaxed);
   return n;

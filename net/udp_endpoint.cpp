@@ -208,6 +208,17 @@ nlohmann::json udp_endpoint::stats() const {
   auto syscalls = sum(detail::recv_calls) + sum(detail::send_calls)
                   + sum(detail::polls) + sum(detail::spins) + wakeups;
   doc["syscalls_per_datagram"] = ratio(syscalls, in + out);
+  // The send side: how full the packers leave their standard buffers, and
+  // datagrams per UDP GSO message.
+  send_packer_counts packed;
+  for (auto& l : loops_)
+    packed += l->packed();
+  doc["send_buffers"] = packed.buffers;
+  doc["bytes_packed"] = packed.bytes;
+  doc["send_buffer_fill_avg"]
+    = ratio(static_cast<int64_t>(packed.bytes),
+            static_cast<int64_t>(packed.buffer_bytes));
+  doc["gso_batch_avg"] = ratio(sum(detail::gso_segments), sum(detail::gso_sends));
   return doc;
 }
 

@@ -12,7 +12,7 @@ slice send_packer::pack(std::string_view bytes) noexcept {
     if (!buf)
       return {};
     std::memcpy(buf->data(), bytes.data(), n);
-    ++large_;
+    bump(large_, 1);
     return std::move(*buf).freeze(n);
   }
   if (!current_ || current_.capacity() < n) {
@@ -21,10 +21,11 @@ slice send_packer::pack(std::string_view bytes) noexcept {
     current_ = pools_->standard().try_acquire();
     if (!current_)
       return {};
-    ++buffers_;
+    bump(buffers_, 1);
   }
   if (n > 0)
     std::memcpy(current_.data(), bytes.data(), n);
+  bump(bytes_, n);
   return current_.split_to(n);
 }
 

@@ -24,10 +24,12 @@
 /// Memory only: the packer knows nothing of sockets or addresses (net/
 /// queues the slices with their destinations and sends them).
 ///
-/// Thread-safety: none; one packer per packing thread (or behind a lock).
-/// Cost: `pack` is one `memcpy` plus a slice (a refcount increment), no
-/// allocation while the pool has slots; O(1).
+/// Thread-safety: none, except `counts()`: one packer per packing thread
+/// (or behind a lock); `counts()` may be read from any thread (statistics).
+/// Cost: `pack` is one `memcpy` plus a slice (a refcount increment) and two
+/// relaxed stores, no allocation while the pool has slots; O(1).
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
@@ -35,6 +37,27 @@
 #include <mayfly/runtime/slice.hpp>
 
 namespace mayfly {
+
+/// What a packer has done so far (the send side's figures in /stats).
+struct send_packer_counts {
+  /// Standard buffers started.
+  uint64_t buffers = 0;
+  /// Bytes packed into standard buffers: `bytes / buffer_bytes` is how
+  /// full a send buffer is when the packer leaves it.
+  uint64_t bytes = 0;
+  /// Capacity of the standard buffers started (`buffers` * slot size).
+  uint64_t buffer_bytes = 0;
+  /// Strings that needed a jumbo or dedicated buffer.
+  uint64_t large = 0;
+
+  send_packer_counts& operator+=(const send_packer_counts& o) noexcept {
+    buffers += o.buffers;
+    bytes += o.bytes;
+    buffer_bytes += o.buffer_bytes;
+    large += o.large;
+    return *this;
+  }
+};
 
 /// Packs byte strings back to back into standard pool buffers. See file
 /// comment.
@@ -61,21 +84,25 @@ public:
     return static_cast<bool>(current_);
   }
 
-  /// Standard buffers started so far.
-  uint64_t buffers() const noexcept {
-    return buffers_;
-  }
-
-  /// Strings that needed a jumbo or dedicated buffer.
-  uint64_t large() const noexcept {
-    return large_;
+  /// What this packer did so far. Any thread (relaxed: may lag a little).
+  send_packer_counts counts() const noexcept {
+    auto buffers = buffers_.load(std::memory_order_relaxed);
+    return {buffers, bytes_.load(std::memory_order_relaxed),
+            buffers * pools_->standard().slot_size(),
+            large_.load(std::memory_order_relaxed)};
   }
 
 private:
+  // One writer (the packing thread): load + store, no read-modify-write.
+  static void bump(std::atomic<uint64_t>& c, uint64_t n) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
   buffer_pools* pools_;
   mutable_buffer current_;
-  uint64_t buffers_ = 0;
-  uint64_t large_ = 0;
+  std::atomic<uint64_t> buffers_{0};
+  std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> large_{0};
 };
 
 } // namespace mayfly

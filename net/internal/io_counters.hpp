@@ -50,6 +50,14 @@ namespace mayfly::detail {
   X(datagrams_out, "datagrams the kernel took")                                \
   X(bytes_out, "payload bytes the kernel took")                                \
   X(send_calls, "sendmmsg calls")                                              \
+  X(datagrams_out_standard, "datagrams sent from a standard-class buffer "     \
+                            "(a send buffer or a received slot)")              \
+  X(bytes_out_standard, "payload bytes in those")                              \
+  X(datagrams_out_jumbo, "datagrams sent from a jumbo-class buffer")           \
+  X(bytes_out_jumbo, "payload bytes in those")                                 \
+  X(datagrams_out_oversize, "datagrams sent from a dedicated buffer "          \
+                            "(larger than a jumbo slot)")                      \
+  X(bytes_out_oversize, "payload bytes in those")                              \
   X(send_errors, "replies dropped: the kernel refused them (sum of the "       \
                  "send_dropped_* reasons)")                                    \
   X(send_dropped_too_large, "... EMSGSIZE")                                    \

@@ -92,6 +92,15 @@ public:
     return fallback_reason_;
   }
 
+  /// What this loop's send buffers took: the replier's packer (replies
+  /// copied on the IO thread) and the reply queue's (on other threads).
+  /// Any thread.
+  send_packer_counts packed() const noexcept {
+    auto c = replier_.packed();
+    c += queue_.packed();
+    return c;
+  }
+
   /// Whether replies are sent with GSO now.
   bool gso() const noexcept {
     return replier_.gso();

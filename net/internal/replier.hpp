@@ -127,6 +127,11 @@ public:
     packer_.release();
   }
 
+  /// What the replier's packer did (copied replies). Any thread.
+  send_packer_counts packed() const noexcept {
+    return packer_.counts();
+  }
+
   /// Drops every pending reply, counted as `shutdown_reply_drops` (close).
   void drop_pending() noexcept;
 
@@ -151,7 +156,7 @@ private:
 
   size_t plan() noexcept;
   void build(size_t messages) noexcept;
-  void retire(size_t messages) noexcept;
+  void retire(size_t messages, bool sent) noexcept;
   void drop_first(io_counter reason) noexcept;
   void disable_gso(int err) noexcept;
 

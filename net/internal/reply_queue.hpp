@@ -85,11 +85,15 @@ public:
     return counters_.sum(c);
   }
 
+  /// What the packers of copied replies did, summed. Any thread (takes
+  /// each packer's mutex in turn: statistics only).
+  send_packer_counts packed() const noexcept;
+
 private:
   static constexpr size_t kPackers = 64;
 
   struct alignas(64) packer_slot {
-    std::mutex mtx;
+    mutable std::mutex mtx;
     std::optional<send_packer> packer; // guarded by mtx
   };
 

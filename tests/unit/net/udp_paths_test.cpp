@@ -241,7 +241,7 @@ TEST_F(PathsTest, GroDeliversEachCoalescedDatagramAsASliceOfOneBinary) {
     got.insert(*reply);
   }
   EXPECT_EQ(got, sent); // byte for byte (handlers run in any order)
-  wait_out(10);
+  wait_out(11);
   auto st = net_stats();
   EXPECT_EQ(st["datagrams_in"], 10);
   EXPECT_EQ(st["gro_receives"], 1);  // all ten in one receive
@@ -351,6 +351,70 @@ TEST_F(PathsTest, GsoSendsARunToOnePeerAsOneMessage) {
   EXPECT_EQ(st["datagrams_out"], expected);
   EXPECT_EQ(st["gso_errors"], 0);
   EXPECT_EQ(st["send_errors"], 0);
+  EXPECT_DOUBLE_EQ(st["gso_batch_avg"].get<double>(),
+                   st["gso_segments"].get<double>()
+                     / st["gso_sends"].get<double>());
+}
+
+// The send side's figures (issue 17): every datagram out is counted by the
+// class of the buffer it left from, and copied replies by how full the
+// packer left its standard buffers.
+TEST_F(PathsTest, SendSideCountsBufferClassesAndFill) {
+  auto cfg = roomy();
+  cfg.memory.buffers.jumbo_slot_size = 8192;
+  auto made = runtime::make(cfg);
+  ASSERT_TRUE(made) << made.error().message();
+  rt = std::move(*made);
+  // Zero-copy replies (the request's own slot) and one copied reply of a
+  // quarter of the request's size; an 8-byte request also gets a copied
+  // reply larger than a jumbo slot (a dedicated buffer).
+  static const std::string oversize(9000, 'o');
+  auto& h = rt->add_handler("echo", [](handler_context& ctx,
+                                       const datagram& d) {
+    ctx.reply(d.payload);
+    auto bytes = d.payload.view();
+    ctx.reply(bytes.substr(0, bytes.size() / 4));
+    if (bytes.size() == 8)
+      ctx.reply(std::string_view{oversize});
+  });
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  auto ep = udp_endpoint::open(*rt, h, ec);
+  ASSERT_TRUE(ep) << ep.error().message();
+  endpoint = *ep;
+  rt->start();
+  const size_t standard = rt->buffers().standard().slot_size();
+  const size_t jumbo = rt->buffers().jumbo()->slot_size();
+  test::udp_client client{endpoint->local_address()};
+  // 4 requests that fit a standard slot, 1 that needs a jumbo slot.
+  int64_t std_bytes = 0, jumbo_bytes = 0, copied = 0;
+  for (size_t size : {size_t{100}, size_t{400}, standard, size_t{8}, standard + 1}) {
+    ASSERT_LT(size, jumbo);
+    auto msg = pattern(size, static_cast<uint32_t>(size));
+    ASSERT_TRUE(client.send(msg));
+    for (int i = 0; i < (size == 8 ? 3 : 2); ++i)
+      ASSERT_TRUE(client.receive()) << size;
+    (size <= standard ? std_bytes : jumbo_bytes) += static_cast<int64_t>(size);
+    copied += static_cast<int64_t>(size / 4);
+  }
+  wait_out(11);
+  auto st = net_stats();
+  // The copies (at most a quarter of a standard slot + 1) all fit standard
+  // send buffers; the requests went back from their own slots.
+  EXPECT_EQ(st["datagrams_out_standard"], 9);
+  EXPECT_EQ(st["bytes_out_standard"], std_bytes + copied);
+  EXPECT_EQ(st["datagrams_out_jumbo"], 1);
+  EXPECT_EQ(st["bytes_out_jumbo"], jumbo_bytes);
+  EXPECT_EQ(st["datagrams_out_oversize"], 1);
+  EXPECT_EQ(st["bytes_out_oversize"], 9000);
+  EXPECT_EQ(st["datagrams_out"], 11);
+  EXPECT_EQ(st["bytes_out"], std_bytes + jumbo_bytes + copied + 9000);
+  EXPECT_EQ(st["bytes_packed"], copied);
+  auto buffers = st["send_buffers"].get<int64_t>();
+  EXPECT_GE(buffers, 1);
+  EXPECT_DOUBLE_EQ(st["send_buffer_fill_avg"].get<double>(),
+                   static_cast<double>(copied)
+                     / static_cast<double>(buffers * static_cast<int64_t>(standard)));
 }
 
 TEST_F(PathsTest, GsoLeavesZeroLengthAndOversizeRepliesAlone) {

@@ -37,7 +37,7 @@ TEST(SendPacker, NeverSplitsADatagram) {
   auto pa = packer.pack(a);
   auto pb = packer.pack(b); // 56 bytes left: starts a fresh buffer
   EXPECT_EQ(standard.in_use(), 2);
-  EXPECT_EQ(packer.buffers(), 2u);
+  EXPECT_EQ(packer.counts().buffers, 2u);
   EXPECT_EQ(pa, a);
   EXPECT_EQ(pb, b);
   EXPECT_NE(standard.slot_of(pa.data()), standard.slot_of(pb.data()));
@@ -48,7 +48,11 @@ TEST(SendPacker, NeverSplitsADatagram) {
   auto pd = packer.pack(full);
   EXPECT_EQ(standard.in_use(), 3);
   EXPECT_EQ(pd, full);
-  EXPECT_EQ(packer.large(), 0u);
+  EXPECT_EQ(packer.counts().large, 0u);
+  // Every byte packed into a standard buffer is counted: 200 + 100 + 156 +
+  // 256 in 3 buffers of 256 (the send buffers' fill ratio in /stats).
+  EXPECT_EQ(packer.counts().bytes, 712u);
+  EXPECT_EQ(packer.counts().buffers, 3u);
 }
 
 TEST(SendPacker, LargerThanAStandardSlotGoesJumbo) {
@@ -59,8 +63,9 @@ TEST(SendPacker, LargerThanAStandardSlotGoesJumbo) {
   auto pb = packer.pack(big);
   EXPECT_EQ(pools->jumbo()->slots().in_use(), 1);
   EXPECT_EQ(pools->standard().slots().in_use(), 0);
-  EXPECT_EQ(packer.large(), 1u);
-  EXPECT_EQ(packer.buffers(), 0u);
+  EXPECT_EQ(packer.counts().large, 1u);
+  EXPECT_EQ(packer.counts().buffers, 0u);
+  EXPECT_EQ(packer.counts().bytes, 0u); // jumbo: not in the fill ratio
   EXPECT_TRUE(pb.pooled());
   EXPECT_EQ(pb, big);
   auto ps = packer.pack("small");
@@ -78,7 +83,7 @@ TEST(SendPacker, LargerThanAJumboSlotGoesDedicated) {
   EXPECT_EQ(dedicated_binaries::live(), 1);
   EXPECT_FALSE(ph.pooled());
   EXPECT_EQ(ph, huge);
-  EXPECT_EQ(packer.large(), 1u);
+  EXPECT_EQ(packer.counts().large, 1u);
   ph.reset();
   EXPECT_EQ(dedicated_binaries::live(), 0);
 }
@@ -102,7 +107,7 @@ TEST(SendPacker, BuffersGoBackWhenTheirLastSliceGoes) {
   EXPECT_TRUE(packer.holding());
   auto p4 = packer.pack(bytes(100, '4'));
   EXPECT_EQ(standard.in_use(), 1);
-  EXPECT_EQ(packer.buffers(), 2u);
+  EXPECT_EQ(packer.counts().buffers, 2u);
   p4.reset();
   packer.release();
   EXPECT_FALSE(packer.holding());
@@ -138,15 +143,15 @@ TEST(SendPacker, PacksBackToBackAndNeverSplits) {
   EXPECT_EQ(a, "hello");
   EXPECT_EQ(b, "world!");
   EXPECT_EQ(b.data(), a.data() + 5);
-  EXPECT_EQ(packer.buffers(), 1u);
+  EXPECT_EQ(packer.counts().buffers, 1u);
   auto c = packer.pack(bytes(250, 'c')); // 245 left: a fresh buffer
   EXPECT_EQ(c, bytes(250, 'c'));
-  EXPECT_EQ(packer.buffers(), 2u);
+  EXPECT_EQ(packer.counts().buffers, 2u);
   EXPECT_EQ(standard.in_use(), 2);
   auto big = packer.pack(bytes(300, 'j'));
   EXPECT_TRUE(big.pooled());
   EXPECT_EQ(pools->jumbo()->slots().in_use(), 1);
-  EXPECT_EQ(packer.large(), 1u);
+  EXPECT_EQ(packer.counts().large, 1u);
   auto empty = packer.pack("");
   EXPECT_TRUE(empty.has_owner());
   EXPECT_TRUE(empty.empty());
@@ -163,7 +168,7 @@ TEST(SendPacker, ReleaseGivesTheCurrentBufferBack) {
   packer.release();
   EXPECT_EQ(standard.in_use(), 0);
   auto b = packer.pack("y"); // a new buffer
-  EXPECT_EQ(packer.buffers(), 2u);
+  EXPECT_EQ(packer.counts().buffers, 2u);
   packer.release();
   EXPECT_EQ(standard.in_use(), 1); // b keeps its buffer alive
   b.reset();
@@ -178,8 +183,8 @@ TEST(SendPacker, NoBufferGivesAnOwnerlessSlice) {
   send_packer packer{*pools};
   EXPECT_FALSE(packer.pack("small").has_owner());
   EXPECT_FALSE(packer.pack(bytes(500, 'j')).has_owner());
-  EXPECT_EQ(packer.buffers(), 0u);
-  EXPECT_EQ(packer.large(), 0u);
+  EXPECT_EQ(packer.counts().buffers, 0u);
+  EXPECT_EQ(packer.counts().large, 0u);
 }
 
 TEST(SendPacker, SlicesOutliveThePacker) {
