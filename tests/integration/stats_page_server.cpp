@@ -83,13 +83,18 @@ int main(int argc, char** argv) {
   }
   auto& rt = **made;
   // Echo, with a few temporaries in the arena (a copy of the payload and a
-  // scratch area of varying size) so that the arena chart has data.
+  // scratch area of varying size) so that the arena chart has data; odd
+  // sizes are answered with the copy (packed into send buffers: the send
+  // buffer chart), even ones zero-copy.
   auto& echo = rt.add_handler("echo", [](handler_context& ctx,
                                          const datagram& d) {
     auto copy = ctx.arena().copy(d.payload.view());
     [[maybe_unused]] auto* scratch
       = ctx.arena().try_allocate(64 + copy.size() * (copy.size() % 4));
-    ctx.reply(d.payload);
+    if (copy.size() % 2 == 1)
+      ctx.reply(copy);
+    else
+      ctx.reply(d.payload);
   });
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");
