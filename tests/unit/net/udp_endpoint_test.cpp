@@ -38,13 +38,17 @@ protected:
     auto made = runtime::make(cfg);
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
-    auto& h = rt->add_handler("echo", [copy_reply](handler_context& ctx,
-                                                   const datagram& d) {
-      if (copy_reply)
-        ctx.reply(d.payload.view());
-      else
-        ctx.reply(d.payload);
-    });
+    handler_options options;
+    options.source_limit = source_limit;
+    auto& h = rt->add_handler(
+      "echo",
+      [copy_reply](handler_context& ctx, const datagram& d) {
+        if (copy_reply)
+          ctx.reply(d.payload.view());
+        else
+          ctx.reply(d.payload);
+      },
+      options);
     endpoint_config ec;
     ec.address = *udp_address::parse(address);
     ec.handler_start = start_on;
@@ -77,6 +81,7 @@ protected:
   std::unique_ptr<runtime> rt;
   udp_endpoint* endpoint = nullptr;
   handler_start start_on = handler_start::io_thread; // start()'s endpoint
+  source_limit_options source_limit;                  // start()'s handler
 };
 
 TEST_F(EndpointTest, HandlersStartOnTheIoThreadByDefault) {
@@ -412,6 +417,22 @@ TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagram) {
   // The actor's storage only: receive, dispatch, the inline run, the reply
   // queue and sendmmsg add nothing (actors/inline_runner.hpp).
   EXPECT_LE(per_datagram, 1.1);
+}
+
+// Issue 16 part 2: the per-source limit (a table allocated when the
+// endpoint opens) adds no allocation per datagram.
+TEST_F(EndpointTest, NoAllocationPerDatagramWithASourceLimit) {
+  if (!test::counting_enabled())
+    GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
+                    "release preset runs this test";
+  source_limit.rate = 10'000'000; // on, and never refusing
+  start(test::small_runtime_config());
+  auto per_datagram = allocations_per_echo(*endpoint);
+  std::printf("allocations per echoed datagram with a source limit (all "
+              "code, handlers on the IO thread): %.3f\n",
+              per_datagram);
+  EXPECT_LE(per_datagram, 1.1); // as without (the test above)
+  EXPECT_EQ(net_stats()["source_limit_drops"], 0);
 }
 
 TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnWorkers) {
