@@ -100,11 +100,11 @@ std::string source_limit_options::check() const {
            + std::to_string(min) + ".." + std::to_string(max);
   };
   for (auto err :
-       {out_of("rate", rate, 0, 10'000'000),
-        out_of("burst", burst, 0, 1'000'000'000),
+       {out_of("rate", rate, 0, max_rate),
+        out_of("burst", burst, 0, max_burst),
         out_of("ipv4_prefix", ipv4_prefix, 0, 32),
         out_of("ipv6_prefix", ipv6_prefix, 0, 128),
-        out_of("table_size", table_size, 8, 1u << 24)})
+        out_of("table_size", table_size, min_table_size, max_table_size)})
     if (!err.empty())
       return err;
   return {};

@@ -79,8 +79,15 @@ using handler_fn = std::function<void(handler_context&, const datagram&)>;
 /// ports under SO_REUSEPORT, can get up to n times `rate`). The eviction
 /// rule is in net/internal/source_limiter.hpp.
 struct source_limit_options {
+  /// Accepted ranges (flags, configuration file and `check()` alike).
+  static constexpr uint32_t max_rate = 10'000'000;
+  static constexpr uint32_t max_burst = 1'000'000'000;
+  static constexpr uint32_t min_table_size = 8;
+  static constexpr uint32_t max_table_size = 1u << 24;
+
   /// Datagrams per second admitted per source prefix; 0: no limit.
-  /// At most 10,000,000.
+  /// At most `max_rate` (the interval between datagrams is kept in whole
+  /// nanoseconds: within 1% of the rate).
   uint32_t rate = 0;
   /// Datagrams a source may send at once after a quiet spell (the bucket's
   /// depth); 0: `default_burst(rate)`.
@@ -90,7 +97,8 @@ struct source_limit_options {
   uint8_t ipv4_prefix = 32;
   /// Leading bits of an IPv6 source that make its key, 0..128.
   uint8_t ipv6_prefix = 64;
-  /// Buckets per IO loop, 8..16,777,216; rounded up to a power of two.
+  /// Buckets per IO loop, `min_table_size`..`max_table_size`; rounded up
+  /// to a power of two.
   uint32_t table_size = 8192;
 
   bool enabled() const noexcept {

@@ -214,13 +214,13 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
   if (source_rate.given || source_burst.given) {
     auto limit = opts.source_limit.value_or(source_limit_options{});
     if (source_rate.given) {
-      auto n = to_uint(source_rate, 0, 10'000'000);
+      auto n = to_uint(source_rate, 0, source_limit_options::max_rate);
       if (!n)
         return n.error();
       limit.rate = *n;
     }
     if (source_burst.given) {
-      auto n = to_uint(source_burst, 0, 1'000'000'000);
+      auto n = to_uint(source_burst, 0, source_limit_options::max_burst);
       if (!n)
         return n.error();
       limit.burst = *n;

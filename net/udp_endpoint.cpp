@@ -72,12 +72,14 @@ parse_source_limit_config(const nlohmann::json& doc,
   config_reader r{section, "net.source_limit"};
   uint32_t v4 = limit.ipv4_prefix;
   uint32_t v6 = limit.ipv6_prefix;
+  using o = source_limit_options;
   r.only({"rate", "burst", "ipv4_prefix", "ipv6_prefix", "table_size"})
-    .read("rate", limit.rate, 0, 10'000'000)
-    .read("burst", limit.burst, 0, 1'000'000'000)
+    .read("rate", limit.rate, 0, o::max_rate)
+    .read("burst", limit.burst, 0, o::max_burst)
     .read("ipv4_prefix", v4, 0, 32)
     .read("ipv6_prefix", v6, 0, 128)
-    .read("table_size", limit.table_size, 8, 1u << 24);
+    .read("table_size", limit.table_size, o::min_table_size,
+          o::max_table_size);
   if (!r.ok())
     return r.error();
   limit.ipv4_prefix = static_cast<uint8_t>(v4);
