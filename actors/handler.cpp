@@ -91,6 +91,25 @@ void handler_type::record_exit(int64_t lifetime_ns, size_t arena_high_water,
   counters_.add(exited);
 }
 
+std::string source_limit_options::check() const {
+  auto out_of = [](const char* field, uint64_t value, uint64_t min,
+                   uint64_t max) -> std::string {
+    if (value >= min && value <= max)
+      return {};
+    return std::string{field} + ": " + std::to_string(value) + " is not in "
+           + std::to_string(min) + ".." + std::to_string(max);
+  };
+  for (auto err :
+       {out_of("rate", rate, 0, max_rate),
+        out_of("burst", burst, 0, max_burst),
+        out_of("ipv4_prefix", ipv4_prefix, 0, 32),
+        out_of("ipv6_prefix", ipv6_prefix, 0, 128),
+        out_of("table_size", table_size, min_table_size, max_table_size)})
+    if (!err.empty())
+      return err;
+  return {};
+}
+
 nlohmann::json handler_type::stats() const {
   auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
   return {
@@ -105,6 +124,7 @@ nlohmann::json handler_type::stats() const {
     {"max_in_flight", options_.max_in_flight},
     {"rejected", count(rejected)},
     {"no_arena", count(no_arena)},
+    {"source_limited", count(source_limited)},
     {"lingered", count(lingered)},
     {"replies", count(replies)},
     {"reply_drops", count(reply_drops)},

@@ -68,6 +68,59 @@ class handler_actor;
 /// The user function of a handler type.
 using handler_fn = std::function<void(handler_context&, const datagram&)>;
 
+/// A per-source admission limit of one handler type: a token bucket per
+/// source address prefix, checked where a datagram would become a handler
+/// (docs/guide.md, "Limiting each source"). Off while `rate` is 0.
+///
+/// Each IO loop of an endpoint keeps its own table of `table_size` buckets,
+/// allocated once when the endpoint opens: memory does not grow with the
+/// number of sources, and the rate holds per loop per source (a source
+/// whose datagrams the kernel spreads over n loops, e.g. from n source
+/// ports under SO_REUSEPORT, can get up to n times `rate`). The eviction
+/// rule is in net/internal/source_limiter.hpp.
+struct source_limit_options {
+  /// Accepted ranges (flags, configuration file and `check()` alike).
+  static constexpr uint32_t max_rate = 10'000'000;
+  static constexpr uint32_t max_burst = 1'000'000'000;
+  static constexpr uint32_t min_table_size = 8;
+  static constexpr uint32_t max_table_size = 1u << 24;
+
+  /// Datagrams per second admitted per source prefix; 0: no limit.
+  /// At most `max_rate` (the interval between datagrams is kept in whole
+  /// nanoseconds: within 1% of the rate).
+  uint32_t rate = 0;
+  /// Datagrams a source may send at once after a quiet spell (the bucket's
+  /// depth); 0: `default_burst(rate)`.
+  uint32_t burst = 0;
+  /// Leading bits of an IPv4 source that make its key, 0..32 (an
+  /// IPv4-mapped IPv6 source counts as IPv4).
+  uint8_t ipv4_prefix = 32;
+  /// Leading bits of an IPv6 source that make its key, 0..128.
+  uint8_t ipv6_prefix = 64;
+  /// Buckets per IO loop, `min_table_size`..`max_table_size`; rounded up
+  /// to a power of two.
+  uint32_t table_size = 8192;
+
+  bool enabled() const noexcept {
+    return rate != 0;
+  }
+
+  /// The burst when none is given: a tenth of a second's worth, at least
+  /// 10 (so that a client's few simultaneous queries pass at a low rate).
+  static constexpr uint32_t default_burst(uint32_t rate) noexcept {
+    return rate / 10 > 10 ? rate / 10 : 10;
+  }
+
+  /// `burst`, or its default.
+  uint32_t effective_burst() const noexcept {
+    return burst != 0 ? burst : default_burst(rate);
+  }
+
+  /// What is wrong with these values ("" when they are valid), naming the
+  /// field, e.g. "ipv4_prefix: 33 is not in 0..32".
+  std::string check() const;
+};
+
 /// Options of one handler type, given where it is added
 /// (`runtime::add_handler(name, fn, options)`).
 struct handler_options {
@@ -78,6 +131,8 @@ struct handler_options {
   /// Sent to the peer when an `ask` fails (an error answer or no answer
   /// within `ask_timeout`); empty: the peer gets no reply.
   std::string error_reply;
+  /// Per-source admission limit (off by default).
+  source_limit_options source_limit;
 };
 
 /// A registered kind of handler: its function, in-flight bound and
@@ -94,6 +149,7 @@ public:
     timed_out,       ///< ... by a request timing out unhandled
     rejected,        ///< datagrams refused: in-flight bound reached
     no_arena,        ///< datagrams refused: arena pool exhausted
+    source_limited,  ///< datagrams refused: their source over its rate
     lingered,        ///< handlers that outlived their function (awaiting)
     replies,         ///< replies handed to a sink
     reply_drops,     ///< replies a sink refused
@@ -119,6 +175,13 @@ public:
 
   const handler_options& options() const noexcept {
     return options_;
+  }
+
+  /// Replaces the per-source limit (e.g. from a service's flags). Endpoints
+  /// read it when they open: call it before opening one for this type.
+  /// Not thread-safe. @pre `limit.check()` is empty.
+  void source_limit(const source_limit_options& limit) noexcept {
+    options_.source_limit = limit;
   }
 
   /// Tag marking the binaries of datagrams this type received (see

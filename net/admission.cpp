@@ -1,6 +1,9 @@
 #include <mayfly/net/internal/admission.hpp>
 
+#include <random>
+
 #include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/internal/receiver.hpp>
 
 namespace mayfly::detail {
 
@@ -15,6 +18,11 @@ admission::admission(runtime& rt, handler_type& type, handler_start where,
   if (where == handler_start::io_thread)
     runner_.emplace(rt);
   held_.reserve(max_held);
+  if (const auto& limit = type.options().source_limit; limit.enabled()) {
+    // A seed per table: a sender cannot aim its addresses at one set.
+    std::random_device entropy;
+    limiter_.emplace(limit, (uint64_t{entropy()} << 32) | entropy());
+  }
 }
 
 bool admission::accepting() const noexcept {
@@ -31,6 +39,18 @@ dispatch_status admission::dispatch(datagram& d) noexcept {
 
 void admission::admit(datagram& d) noexcept {
   d.source = source_;
+  if (limiter_) {
+    auto now = d.received_ns != 0 ? d.received_ns : steady_now_ns();
+    auto verdict = limiter_->admit(d.peer, now);
+    if (verdict.evicted)
+      counters_->bump(source_table_evictions);
+    if (!verdict.admitted) {
+      counters_->bump(source_limit_drops);
+      type_->add(handler_type::source_limited);
+      d.payload.reset(); // the slot goes back to its pool now
+      return;
+    }
+  }
   if (holding()) {
     counters_->bump(paused);
     held_.push_back(std::move(d)); // keep order behind held datagrams

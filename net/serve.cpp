@@ -106,6 +106,10 @@ std::string serve_usage(const std::string& program, const std::string& about,
     "  --workers N          CAF worker threads (default: one per core not\n"
     "                       taken by a receive thread, at least 1)\n"
     "  --receive-threads N  IO threads, one socket each (default 1)\n"
+    "  --source-rate N      datagrams/s admitted per source address (a /32\n"
+    "                       or /64), per receive thread; 0: off (default)\n"
+    "  --source-burst N     datagrams a quiet source may send at once\n"
+    "                       (default: max(rate/10, 10))\n"
     "  --config FILE        JSON configuration (docs/guide.md)\n"
     "  --exit-after S       stop after S seconds (default: until SIGINT)\n"
     "  --help               this text\n\n"
@@ -120,7 +124,8 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
                                          endpoint_config endpoint_defaults) {
   serve_options opts;
   opts.endpoint = endpoint_defaults;
-  setting address, port, stats, workers, receive_threads, config, exit_after;
+  setting address, port, stats, workers, receive_threads, config, exit_after,
+    source_rate, source_burst;
   if (auto* v = env("MAYFLY_CONFIG"))
     config.set(v, "MAYFLY_CONFIG");
   if (auto* v = env("MAYFLY_WORKERS"))
@@ -138,7 +143,9 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
                               {"workers", &workers, nullptr},
                               {"receive-threads", &receive_threads, nullptr},
                               {"config", &config, nullptr},
-                              {"exit-after", &exit_after, nullptr}};
+                              {"exit-after", &exit_after, nullptr},
+                              {"source-rate", &source_rate, nullptr},
+                              {"source-burst", &source_burst, nullptr}};
   for (auto& f : extra)
     flags.push_back({f.name, nullptr, &f});
   for (size_t i = 0; i < args.size(); ++i) {
@@ -198,6 +205,27 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
       return invalid(st.error());
     opts.stats = st->address;
     opts.stats_limits = st->limits;
+    auto limit = parse_source_limit_config(*doc);
+    if (!limit)
+      return invalid(limit.error());
+    if (doc->contains("net") && (*doc)["net"].contains("source_limit"))
+      opts.source_limit = *limit;
+  }
+  if (source_rate.given || source_burst.given) {
+    auto limit = opts.source_limit.value_or(source_limit_options{});
+    if (source_rate.given) {
+      auto n = to_uint(source_rate, 0, source_limit_options::max_rate);
+      if (!n)
+        return n.error();
+      limit.rate = *n;
+    }
+    if (source_burst.given) {
+      auto n = to_uint(source_burst, 0, source_limit_options::max_burst);
+      if (!n)
+        return n.error();
+      limit.burst = *n;
+    }
+    opts.source_limit = limit;
   }
   if (workers.given) {
     auto n = to_uint(workers, 1, 1024);
@@ -291,13 +319,17 @@ sigset_t serve_signals() noexcept {
 void print_summary(const std::string& program, runtime& rt) {
   auto doc = rt.collect_stats();
   std::fprintf(stderr, "%s: final statistics\n", program.c_str());
-  for (auto& [name, h] : doc["handlers"].items())
+  for (auto& [name, h] : doc["handlers"].items()) {
     std::fprintf(stderr,
                  "  handler %-8s spawned %lld, finished %lld, failed %lld, "
-                 "rejected %lld\n",
+                 "rejected %lld",
                  name.c_str(), h["spawned"].get<long long>(),
                  h["finished"].get<long long>(), h["failed"].get<long long>(),
                  h["rejected"].get<long long>());
+    if (auto n = h.value("source_limited", 0LL); n != 0)
+      std::fprintf(stderr, ", refused by the source limit %lld", n);
+    std::fputc('\n', stderr);
+  }
   for (auto& [name, n] : doc["net"].items()) {
     if (!n.contains("datagrams_in"))
       continue;
@@ -316,6 +348,10 @@ void print_summary(const std::string& program, runtime& rt) {
                  n["send_batch_avg"].get<double>(),
                  n["syscalls_per_datagram"].get<double>(),
                  n["wakeups"].get<long long>());
+    if (auto refused = n.value("source_limit_drops", 0LL); refused != 0)
+      std::fprintf(stderr,
+                   "    source limit: refused %lld, table evictions %lld\n",
+                   refused, n.value("source_table_evictions", 0LL));
   }
   auto balance = rt.balance();
   std::fprintf(stderr, "  balance after stop: %s\n",
@@ -369,6 +405,8 @@ int serve(serve_options& opts, const std::function<handler_type&(runtime&)>& set
   }
   auto& rt = **made;
   auto& handler = setup(rt);
+  if (opts.source_limit)
+    handler.source_limit(*opts.source_limit); // checked when parsed
   rt.start(); // before the socket exists, so that nothing it reads is refused
   auto endpoint = udp_endpoint::open(rt, handler, opts.endpoint);
   if (!endpoint) {

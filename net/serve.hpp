@@ -27,6 +27,8 @@
 /// | `--stats A:P` | `MAYFLY_STATS` | serve statistics over HTTP on A:P |
 /// | `--workers N` | `MAYFLY_WORKERS` | CAF worker threads, 1..1024 |
 /// | `--receive-threads N` | | IO threads, 1..64 |
+/// | `--source-rate N` | | datagrams/s admitted per source address, 0..10000000 (0: off, the default) |
+/// | `--source-burst N` | | datagrams a quiet source may send at once, 0..1000000000 (0: max(rate/10, 10)) |
 /// | `--exit-after S` | | stop after S seconds (default: at a signal) |
 /// | `--help` | | usage, exit status 0 |
 ///
@@ -107,6 +109,11 @@ struct serve_options {
   /// Where to serve statistics over HTTP; none: no stats endpoint.
   std::optional<udp_address> stats;
   stats_endpoint_limits stats_limits;
+  /// Per-source admission limit of the service's handler type, from
+  /// "net.source_limit" in the file and --source-rate/--source-burst; when
+  /// set, `serve` gives it to the type `setup` returns (replacing the
+  /// type's own). None: the type keeps what it was added with.
+  std::optional<source_limit_options> source_limit;
   /// Stop after this many seconds; 0: at SIGINT or SIGTERM.
   uint32_t exit_after_s = 0;
   /// Called on SIGHUP, on serve's signal thread while the service runs

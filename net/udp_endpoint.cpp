@@ -36,7 +36,7 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
   config_reader r{net, "net"};
   r.only({"receive_threads", "batch", "receive_buffer", "send_buffer",
           "reply_queue", "busy_poll_us", "receive_path", "gso",
-          "handler_start"})
+          "handler_start", "source_limit"})
     .read("receive_threads", cfg.receive_threads, 1, 64)
     .read("batch", cfg.batch, 1, 1024)
     .read("receive_buffer", cfg.receive_buffer, 0, 1u << 30)
@@ -58,6 +58,35 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
   return cfg;
 }
 
+result<source_limit_options>
+parse_source_limit_config(const nlohmann::json& doc,
+                          source_limit_options limit) {
+  config_reader top{doc, ""};
+  const auto& net = top.object("net");
+  if (!top.ok())
+    return top.error();
+  config_reader in_net{net, "net"};
+  const auto& section = in_net.object("source_limit");
+  if (!in_net.ok())
+    return in_net.error();
+  config_reader r{section, "net.source_limit"};
+  uint32_t v4 = limit.ipv4_prefix;
+  uint32_t v6 = limit.ipv6_prefix;
+  using o = source_limit_options;
+  r.only({"rate", "burst", "ipv4_prefix", "ipv6_prefix", "table_size"})
+    .read("rate", limit.rate, 0, o::max_rate)
+    .read("burst", limit.burst, 0, o::max_burst)
+    .read("ipv4_prefix", v4, 0, 32)
+    .read("ipv6_prefix", v6, 0, 128)
+    .read("table_size", limit.table_size, o::min_table_size,
+          o::max_table_size);
+  if (!r.ok())
+    return r.error();
+  limit.ipv4_prefix = static_cast<uint8_t>(v4);
+  limit.ipv6_prefix = static_cast<uint8_t>(v6);
+  return limit;
+}
+
 // -- udp_endpoint ---------------------------------------------------------------------
 
 udp_endpoint::udp_endpoint(handler_type& type, endpoint_config cfg)
@@ -70,6 +99,11 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
     error_info err{errc::invalid_config,
                    "receive_threads, batch and reply_queue must be > 0", 0,
                    "net"};
+    return err;
+  }
+  if (auto why = type.options().source_limit.check(); !why.empty()) {
+    error_info err{errc::invalid_config, "", 0,
+                   "handler '" + type.name() + "': source_limit." + why};
     return err;
   }
   std::unique_ptr<udp_endpoint> ep{new udp_endpoint(type, cfg)};
@@ -166,7 +200,11 @@ nlohmann::json udp_endpoint::stats() const {
   int64_t inline_started = 0;
   int64_t inline_continued = 0;
   int64_t spin_budget_ns = 0;
+  int64_t sources_limited = 0;
+  auto now_ns = detail::steady_now_ns();
   for (auto& l : loops_) {
+    if (const auto* limiter = l->limiter())
+      sources_limited += limiter->limited(now_ns);
     kernel_drops += std::max<int64_t>(0, l->socket().kernel_drops());
     spin_budget_ns = std::max(spin_budget_ns, l->spin_budget_ns());
     if (const auto* runner = l->runner()) {
@@ -196,6 +234,7 @@ nlohmann::json udp_endpoint::stats() const {
   auto out = sum(detail::datagrams_out);
   auto wakeups = qsum(reply_queue::wakeups);
   doc["kernel_drops"] = kernel_drops;
+  doc["sources_limited_live"] = sources_limited;
   doc["recv_batch_avg"] = ratio(in, sum(detail::recv_calls));
   doc["send_batch_avg"] = ratio(out, sum(detail::send_calls));
   // Accepted replies, whichever way they came (inline or queued).

@@ -163,6 +163,14 @@ struct endpoint_config {
 result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
                                               endpoint_config defaults = {});
 
+/// Parses the "source_limit" object of the "net" section (fields as in
+/// `source_limit_options`: "rate", "burst", "ipv4_prefix", "ipv6_prefix",
+/// "table_size") on top of `defaults`. It is a handler type's option: a
+/// service applies it to the type its endpoint serves (`serve` does).
+result<source_limit_options>
+parse_source_limit_config(const nlohmann::json& doc,
+                          source_limit_options defaults = {});
+
 /// A UDP port served by handler actors. See file comment.
 class udp_endpoint final : public ingress {
 public:

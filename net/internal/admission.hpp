@@ -20,6 +20,13 @@
 // - `drop`: dropped and counted (`policy_drops`, and the type's `rejected`
 //   or `no_arena`).
 //
+// Before all that, when the type has a per-source limit
+// (`handler_options::source_limit`), the datagram's source is charged in
+// this loop's `source_limiter`: a source over its rate is refused and
+// counted (`source_limit_drops`, and the type's `source_limited`), and is
+// neither held nor dispatched. The limiter's clock is the batch's receive
+// time (`datagram::received_ns`), read once per receive.
+//
 // The loop reads nothing before the runtime is started (`accepting`), so
 // datagrams that arrive before `runtime::start()` wait in the kernel rather
 // than being read and dropped. A datagram read while the runtime stops is
@@ -27,8 +34,9 @@
 //
 // Ownership: held datagrams (their binaries). Thread-safety: none (the IO
 // thread), except the runner's statistics. Cost per datagram: one dispatch
-// (a CAF spawn, and with `io_thread` the handler's first activation); no
-// allocation of its own while fewer than `max_held` datagrams are held.
+// (a CAF spawn, and with `io_thread` the handler's first activation), and
+// with a source limit one bucket lookup (O(8)); no allocation of its own
+// while fewer than `max_held` datagrams are held.
 
 #include <cstddef>
 #include <optional>
@@ -37,6 +45,7 @@
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/inline_runner.hpp>
 #include <mayfly/net/internal/io_counters.hpp>
+#include <mayfly/net/internal/source_limiter.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 
 namespace caf {
@@ -88,6 +97,11 @@ public:
     return runner_ ? &*runner_ : nullptr;
   }
 
+  /// The per-source limiter when the type has a limit, else null.
+  const source_limiter* limiter() const noexcept {
+    return limiter_ ? &*limiter_ : nullptr;
+  }
+
 private:
   dispatch_status dispatch(datagram& d) noexcept;
 
@@ -97,6 +111,7 @@ private:
   io_counters* counters_;
   bool drop_on_overload_;
   std::optional<inline_runner> runner_;
+  std::optional<source_limiter> limiter_;
   std::vector<datagram> held_; // paused datagrams, in order
   size_t head_ = 0;
 };

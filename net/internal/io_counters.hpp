@@ -40,6 +40,8 @@ namespace mayfly::detail {
   X(uring_refill_waits, "ring slots the standard pool could not give")         \
   /* admission */                                                              \
   X(policy_drops, "datagrams dropped by the drop policy")                      \
+  X(source_limit_drops, "datagrams refused: their source over its rate")       \
+  X(source_table_evictions, "source buckets in debt evicted for a new source") \
   X(paused, "datagrams held while handlers were at their bound")               \
   X(shutdown_drops, "datagrams read but not dispatched: runtime stopping")     \
   X(left_in_kernel_at_close, "datagrams still queued in the socket (or "       \

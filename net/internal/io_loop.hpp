@@ -111,6 +111,11 @@ public:
     return admission_.runner();
   }
 
+  /// The per-source limiter when the handler type has a limit, else null.
+  const source_limiter* limiter() const noexcept {
+    return admission_.limiter();
+  }
+
   /// The current adaptive polling budget (statistics).
   int64_t spin_budget_ns() const noexcept {
     return spin_budget_ns_.load(std::memory_order_relaxed);

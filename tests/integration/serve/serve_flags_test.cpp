@@ -197,6 +197,10 @@ TEST(ServeFlags, EchoRejectsEveryBadValueWithStatus2) {
     {MAYFLY_ECHO_BIN, {"--config", "/nonexistent.json"}, "/nonexistent.json"},
     {MAYFLY_ECHO_BIN, {"--config", dup}, "runtime.workers: key given twice"},
     {MAYFLY_ECHO_BIN, {"--bogus"}, "'--bogus'"},
+    {MAYFLY_ECHO_BIN, {"--source-rate", "abc"}, "--source-rate: 'abc'"},
+    {MAYFLY_ECHO_BIN, {"--source-rate", "-1"}, "--source-rate: '-1'"},
+    {MAYFLY_ECHO_BIN, {"--source-rate", "10000001"}, "'10000001'"},
+    {MAYFLY_ECHO_BIN, {"--source-burst", "2.5"}, "--source-burst: '2.5'"},
     {MAYFLY_ECHO_BIN, {}, "MAYFLY_WORKERS: 'abc'", {"MAYFLY_WORKERS=abc"}},
   };
   for (auto& run : runs)

@@ -331,6 +331,9 @@ TEST(StatsPrometheus, CounterOrGaugeByName) {
                   {"recv_batch_avg", 1.5},
                   {"syscalls_per_datagram", 0.5},
                   {"kernel_drops", 1},
+                  {"source_limit_drops", 1},
+                  {"source_table_evictions", 1},
+                  {"sources_limited_live", 1},
                   {"receive_threads", 1}}}}}};
   auto text = to_prometheus(doc);
   auto p = parse_exposition(text);
@@ -342,12 +345,15 @@ TEST(StatsPrometheus, CounterOrGaugeByName) {
                  "mayfly_binaries_dedicated_live",
                  "mayfly_net_receive_buffer_bytes", "mayfly_net_recv_batch_avg",
                  "mayfly_net_syscalls_per_datagram",
+                 "mayfly_net_sources_limited_live",
                  "mayfly_net_receive_threads"})
     EXPECT_EQ(p.types[g], "gauge") << g;
   for (auto c : {"mayfly_arenas_leases_total", "mayfly_arenas_resets_total",
                  "mayfly_arenas_heap_blocks_total",
                  "mayfly_binaries_heap_allocations_total",
-                 "mayfly_net_bytes_in_total", "mayfly_net_kernel_drops_total"})
+                 "mayfly_net_bytes_in_total", "mayfly_net_kernel_drops_total",
+                 "mayfly_net_source_limit_drops_total",
+                 "mayfly_net_source_table_evictions_total"})
     EXPECT_EQ(p.types[c], "counter") << c;
 }
 

@@ -80,6 +80,17 @@ TEST(Serve, EveryBadValueIsAnErrorNamingIt) {
     {{"--config", ""}, "--config: '' is not a file name"},
     {{"--config", "/tmp"},
      "/tmp: cannot read configuration file: Is a directory"},
+    {{"--source-rate", "-5"},
+     "--source-rate: '-5' is not a whole number in 0..10000000"},
+    {{"--source-rate", "1e3"},
+     "--source-rate: '1e3' is not a whole number in 0..10000000"},
+    {{"--source-rate", "10000001"},
+     "--source-rate: '10000001' is not a whole number in 0..10000000"},
+    {{"--source-rate", ""},
+     "--source-rate: '' is not a whole number in 0..10000000"},
+    {{"--source-burst", "many"},
+     "--source-burst: 'many' is not a whole number in 0..1000000000"},
+    {{"--source-rate"}, "--source-rate: needs a value"},
     {{"--bogus", "1"}, "'--bogus': unknown flag"},
     {{"--port"}, "--port: needs a value"},
   };
@@ -129,6 +140,50 @@ TEST(Serve, ConfigFileErrorsNameTheFileAndField) {
   ASSERT_TRUE(opts) << opts.error().message();
   EXPECT_EQ(opts->runtime.workers, 5u); // the flag wins over the file
   EXPECT_EQ(opts->endpoint.receive_threads, 2u);
+  std::remove(path.c_str());
+}
+
+// Issue 16 part 2: --source-rate and --source-burst, and the file's
+// "net.source_limit", land in the options; the flags win over the file.
+TEST(Serve, SourceLimitFromFlagsAndFile) {
+  auto none = mayfly::read_serve_options({}, 9000);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->source_limit.has_value()); // off unless asked for
+  auto flags = mayfly::read_serve_options(
+    {"--source-rate", "500", "--source-burst=40"}, 9000);
+  ASSERT_TRUE(flags) << flags.error().message();
+  ASSERT_TRUE(flags->source_limit.has_value());
+  EXPECT_EQ(flags->source_limit->rate, 500u);
+  EXPECT_EQ(flags->source_limit->burst, 40u);
+  EXPECT_EQ(flags->source_limit->ipv4_prefix, 32);
+  EXPECT_EQ(flags->source_limit->ipv6_prefix, 64);
+  auto path = std::string{::testing::TempDir()} + "mayfly_serve_limit.json";
+  {
+    std::ofstream out{path};
+    out << R"({ "net": { "source_limit": { "rate": 50, "ipv4_prefix": 24,
+                "ipv6_prefix": 56, "table_size": 1024 } } })";
+  }
+  auto both = mayfly::read_serve_options(
+    {"--config", path, "--source-rate", "100"}, 9000);
+  ASSERT_TRUE(both) << both.error().message();
+  ASSERT_TRUE(both->source_limit.has_value());
+  EXPECT_EQ(both->source_limit->rate, 100u); // the flag wins
+  EXPECT_EQ(both->source_limit->burst, 0u);  // default: max(rate/10, 10)
+  EXPECT_EQ(both->source_limit->ipv4_prefix, 24);
+  EXPECT_EQ(both->source_limit->ipv6_prefix, 56);
+  EXPECT_EQ(both->source_limit->table_size, 1024u);
+  {
+    std::ofstream out{path};
+    out << R"({ "net": { "source_limit": { "ipv4_prefix": 33 } } })";
+  }
+  EXPECT_EQ(outcome({"--config", path}),
+            path + ": net.source_limit.ipv4_prefix: value out of range");
+  {
+    std::ofstream out{path};
+    out << R"({ "net": { "source_limit": { "rate": 5, "window": 1 } } })";
+  }
+  EXPECT_EQ(outcome({"--config", path}),
+            path + ": net.source_limit.window: unknown field");
   std::remove(path.c_str());
 }
 

@@ -1,8 +1,12 @@
 #pragma once
 
 // A blocking UDP client for loopback tests: a connected socket with a
-// receive timeout, so a lost reply fails the test instead of hanging it.
+// receive timeout, so a lost reply fails the test instead of hanging it;
+// optionally bound to a loopback address of its own (127.0.0.2, ...), to
+// be a source of its own.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -16,13 +20,22 @@ namespace mayfly::test {
 
 class udp_client {
 public:
-  explicit udp_client(const udp_address& server, int timeout_ms = 2000) {
+  /// `local_ipv4`: the address to send from (IPv4 only); null: any.
+  explicit udp_client(const udp_address& server, int timeout_ms = 2000,
+                      const char* local_ipv4 = nullptr) {
     fd_ = ::socket(server.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
     timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     int size = 4 << 20;
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
-    ::connect(fd_, server.sockaddr_ptr(), server.size());
+    if (local_ipv4 != nullptr) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ok_ = ::inet_pton(AF_INET, local_ipv4, &local.sin_addr) == 1
+            && ::bind(fd_, reinterpret_cast<sockaddr*>(&local), sizeof(local))
+                 == 0;
+    }
+    ok_ = ok_ && ::connect(fd_, server.sockaddr_ptr(), server.size()) == 0;
   }
 
   ~udp_client() {
@@ -51,8 +64,14 @@ public:
     return fd_;
   }
 
+  /// Whether the socket was made, bound and connected.
+  bool ok() const {
+    return fd_ >= 0 && ok_;
+  }
+
 private:
   int fd_ = -1;
+  bool ok_ = true;
 };
 
 } // namespace mayfly::test

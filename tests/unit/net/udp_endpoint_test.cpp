@@ -1,6 +1,7 @@
 // UDP endpoints on real loopback sockets: echo byte for byte at every size
 // class, IPv4 and IPv6, oversize datagrams counted, pool exhaustion and
-// recovery, overload policies, and balances back to zero after stop.
+// recovery, overload policies, the per-source limit, and balances back to
+// zero after stop.
 
 #include <mayfly/net/udp_endpoint.hpp>
 
@@ -38,13 +39,17 @@ protected:
     auto made = runtime::make(cfg);
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
-    auto& h = rt->add_handler("echo", [copy_reply](handler_context& ctx,
-                                                   const datagram& d) {
-      if (copy_reply)
-        ctx.reply(d.payload.view());
-      else
-        ctx.reply(d.payload);
-    });
+    handler_options options;
+    options.source_limit = source_limit;
+    auto& h = rt->add_handler(
+      "echo",
+      [copy_reply](handler_context& ctx, const datagram& d) {
+        if (copy_reply)
+          ctx.reply(d.payload.view());
+        else
+          ctx.reply(d.payload);
+      },
+      options);
     endpoint_config ec;
     ec.address = *udp_address::parse(address);
     ec.handler_start = start_on;
@@ -77,6 +82,7 @@ protected:
   std::unique_ptr<runtime> rt;
   udp_endpoint* endpoint = nullptr;
   handler_start start_on = handler_start::io_thread; // start()'s endpoint
+  source_limit_options source_limit;                  // start()'s handler
 };
 
 TEST_F(EndpointTest, HandlersStartOnTheIoThreadByDefault) {
@@ -414,6 +420,22 @@ TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagram) {
   EXPECT_LE(per_datagram, 1.1);
 }
 
+// Issue 16 part 2: the per-source limit (a table allocated when the
+// endpoint opens) adds no allocation per datagram.
+TEST_F(EndpointTest, NoAllocationPerDatagramWithASourceLimit) {
+  if (!test::counting_enabled())
+    GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
+                    "release preset runs this test";
+  source_limit.rate = 10'000'000; // on, and never refusing
+  start(test::small_runtime_config());
+  auto per_datagram = allocations_per_echo(*endpoint);
+  std::printf("allocations per echoed datagram with a source limit (all "
+              "code, handlers on the IO thread): %.3f\n",
+              per_datagram);
+  EXPECT_LE(per_datagram, 1.1); // as without (the test above)
+  EXPECT_EQ(net_stats()["source_limit_drops"], 0);
+}
+
 TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnWorkers) {
   if (!test::counting_enabled())
     GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
@@ -427,6 +449,107 @@ TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnWorkers) {
   // CAF's floor for one spawn is 2 with mayfly's scheduler (3 with CAF's:
   // actors/scheduler.hpp): the actor and the scheduler's queue node.
   EXPECT_LE(per_datagram, 2.1);
+}
+
+// -- the per-source limit (issue 16 part 2) -----------------------------------------
+
+// One source floods at far over the rate while another, on a different
+// address, sends now and then: the flooder is held to about rate * time +
+// burst, the other gets every answer, and every datagram is accounted for
+// (sent = answered + refused + counted drops).
+TEST_F(EndpointTest, AFlooderIsHeldToItsRateWhileAnotherSourceGetsEveryAnswer) {
+  source_limit.rate = 200;
+  source_limit.burst = 20;
+  start(test::small_runtime_config());
+  test::udp_client flooder{endpoint->local_address(), 200, "127.0.0.2"};
+  test::udp_client other{endpoint->local_address(), 2000, "127.0.0.3"};
+  ASSERT_TRUE(flooder.ok() && other.ok());
+  // 3,000 datagrams in about 0.3 s (some 10,000/s, 50 times the rate),
+  // and after every 300 of them one from the other source, which waits
+  // for its answer.
+  constexpr int kFlood = 3000;
+  constexpr int kOther = 10;
+  int flood_sent = 0;
+  int other_answered = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kFlood; ++i) {
+    flood_sent += flooder.send("flood");
+    if (i % 100 == 99)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (i % (kFlood / kOther) == kFlood / kOther - 1) {
+      ASSERT_TRUE(other.send("other"));
+      other_answered += other.receive().has_value();
+    }
+  }
+  int64_t sent = flood_sent + kOther;
+  // Bounded wait until the endpoint has read (or the kernel dropped, and
+  // counted) everything, and answered or refused all it read.
+  auto settled = [&] {
+    auto st = net_stats();
+    auto in = st["datagrams_in"].get<int64_t>();
+    return in + st["kernel_drops"].get<int64_t>() == sent
+           && st["datagrams_out"].get<int64_t>()
+                  + st["source_limit_drops"].get<int64_t>()
+                == in;
+  };
+  EXPECT_TRUE(test::eventually(settled));
+  auto elapsed_s = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - t0)
+                     .count();
+  int64_t flood_answered = 0;
+  while (flooder.receive()) // until none came for 200 ms
+    ++flood_answered;
+  auto st = net_stats();
+  auto refused = st["source_limit_drops"].get<int64_t>();
+  auto out = st["datagrams_out"].get<int64_t>();
+
+  EXPECT_EQ(flood_sent, kFlood);
+  EXPECT_EQ(other_answered, kOther); // every answer
+  // Every datagram accounted for: answered, refused or counted as dropped.
+  EXPECT_EQ(sent, out + refused + st["kernel_drops"].get<int64_t>()
+                    + st["policy_drops"].get<int64_t>());
+  EXPECT_EQ(flood_answered, out - kOther);
+  auto handler = rt->collect_stats()["handlers"]["echo"];
+  EXPECT_EQ(handler["source_limited"], refused);
+  // Held to rate * time + burst: `elapsed_s` spans every receive time the
+  // limiter saw (from before the first send to after the last was read),
+  // so the bound holds however slowly the machine ran.
+  auto bound = source_limit.burst + source_limit.rate * elapsed_s + 1;
+  EXPECT_LE(flood_answered, bound) << "elapsed " << elapsed_s << " s";
+  EXPECT_GE(flood_answered, source_limit.burst);
+  EXPECT_GT(refused, kFlood / 2) << "elapsed " << elapsed_s << " s";
+  EXPECT_EQ(st["source_table_evictions"], 0);
+  EXPECT_GE(st["sources_limited_live"].get<int64_t>(), 0);
+}
+
+TEST_F(EndpointTest, WithoutASourceLimitNothingIsRefused) {
+  start(test::small_runtime_config());
+  test::udp_client client{endpoint->local_address(), 2000, "127.0.0.2"};
+  ASSERT_TRUE(client.ok());
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(client.send("x"));
+    ASSERT_TRUE(client.receive()) << i;
+  }
+  auto st = net_stats();
+  EXPECT_EQ(st["source_limit_drops"], 0);
+  EXPECT_EQ(st["sources_limited_live"], 0);
+}
+
+TEST_F(EndpointTest, AnInvalidSourceLimitIsAnErrorWhenTheEndpointOpens) {
+  auto made = runtime::make(test::small_runtime_config());
+  ASSERT_TRUE(made);
+  rt = std::move(*made);
+  handler_options options;
+  options.source_limit.rate = 10;
+  options.source_limit.ipv4_prefix = 40;
+  auto& h = rt->add_handler(
+    "echo", [](handler_context&, const datagram&) {}, options);
+  endpoint_config ec;
+  ec.address = *udp_address::parse("127.0.0.1:0");
+  auto ep = udp_endpoint::open(*rt, h, ec);
+  ASSERT_FALSE(ep);
+  EXPECT_EQ(ep.error().message(),
+            "handler 'echo': source_limit.ipv4_prefix: 40 is not in 0..32");
 }
 
 // -- where replies go ----------------------------------------------------------------
