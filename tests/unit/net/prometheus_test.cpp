@@ -17,15 +17,9 @@
 #include <mayfly/net/udp_endpoint.hpp>
 #include <mayfly/runtime/latency_histogram.hpp>
 
-namespace mayfly::test {
+#include "exposition.hpp"
 
-/// What `parse_exposition` found: the type of every family, the value of
-/// every series (keyed "name{labels as written}"), the first error.
-struct exposition {
-  std::map<std::string, std::string> types;
-  std::map<std::string, double> series;
-  std::string error;
-};
+namespace mayfly::test {
 
 namespace {
 
