@@ -31,7 +31,8 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
     return top.error();
   config_reader rt{rt_json, "runtime"};
   rt.only({"workers", "max_throughput", "max_in_flight", "overload",
-           "shutdown_deadline_ms", "worker_idle"})
+           "shutdown_deadline_ms", "worker_idle", "stall_threshold_ms",
+           "latency_histograms"})
     .read("workers", cfg.workers, 0, 1024)
     .read("max_throughput", cfg.max_throughput, 1)
     .read("max_in_flight", cfg.max_in_flight, 1, 1u << 24)
@@ -39,6 +40,8 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
             {{"pause", overload_policy::pause}, {"drop", overload_policy::drop}},
             "expected \"pause\" or \"drop\"")
     .read("shutdown_deadline_ms", cfg.shutdown_deadline_ms, 0, 3600000)
+    .read("stall_threshold_ms", cfg.stall_threshold_ms, 0, 3600000)
+    .read("latency_histograms", cfg.latency_histograms)
     .choose("worker_idle", cfg.idle,
             {{"poll", worker_idle::poll}, {"block", worker_idle::block}},
             "expected \"poll\" or \"block\"");

@@ -10,7 +10,8 @@
 /// ```json
 /// {
 ///   "runtime": { "workers": 2, "max_throughput": 64, "max_in_flight": 4096,
-///                "overload": "pause", "shutdown_deadline_ms": 5000 },
+///                "overload": "pause", "shutdown_deadline_ms": 5000,
+///                "stall_threshold_ms": 10, "latency_histograms": true },
 ///   "memory":  { "buffers": { ... }, "arenas": { ... } },
 ///   "net":     { ... },
 ///   "stats":   { ... }
@@ -71,6 +72,13 @@ struct runtime_config {
   uint32_t shutdown_deadline_ms = 5000;
   /// How idle workers wait (owned system only; see `worker_idle`).
   worker_idle idle = worker_idle::poll;
+  /// Stall report: a handler activation running longer than this is
+  /// reported while it runs (by a watchdog thread) and counted when it ends
+  /// (`handlers/<name>/stalls`). 0 turns the report off (no watchdog).
+  uint32_t stall_threshold_ms = 10;
+  /// Latency histograms per handler type (receive → handler start, handler
+  /// run, reply → kernel; docs/stats.md). Off: no clock reads for them.
+  bool latency_histograms = true;
   /// Use CAF's deterministic test coordinator instead of worker threads
   /// (tests only: nothing runs until the test steps the scheduler).
   bool testing_scheduler = false;

@@ -1,8 +1,11 @@
 #include <mayfly/actors/handler.hpp>
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include <mayfly/actors/internal/handler_actor.hpp>
+#include <mayfly/actors/internal/stall_watchdog.hpp>
 #include <mayfly/actors/ingress.hpp>
 #include <mayfly/actors/runtime.hpp>
 
@@ -110,6 +113,21 @@ std::string source_limit_options::check() const {
   return {};
 }
 
+void handler_type::record_stall(int64_t ns) noexcept {
+  counters_.add(stalls);
+  auto seen = stall_max_ns_.load(std::memory_order_relaxed);
+  while (ns > seen
+         && !stall_max_ns_.compare_exchange_weak(seen, ns,
+                                                 std::memory_order_relaxed)) {
+  }
+  char thread[32] = "?";
+  pthread_getname_np(pthread_self(), thread, sizeof(thread));
+  log_line("stall: handler '%s' on thread '%s' (index %u) ran for %lld ms",
+           name_.c_str(), thread,
+           static_cast<unsigned>(detail::this_thread_index()),
+           static_cast<long long>(ns / 1000000));
+}
+
 nlohmann::json handler_type::stats() const {
   auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
   return {
@@ -129,6 +147,13 @@ nlohmann::json handler_type::stats() const {
     {"replies", count(replies)},
     {"reply_drops", count(reply_drops)},
     {"ask_errors", count(ask_errors)},
+    {"stalls", count(stalls)},
+    {"stall_reports", count(stall_reports)},
+    {"stall_max_us", us(static_cast<uint64_t>(stall_max_ns()))},
+    {"latency",
+     {{"receive_to_start", latencies_[receive_to_start].to_json()},
+      {"run", latencies_[run].to_json()},
+      {"reply_to_kernel", latencies_[reply_to_kernel].to_json()}}},
     {"lifetime_us",
      {{"p50", us(lifetime_ns_.quantile(0.5))},
       {"p99", us(lifetime_ns_.quantile(0.99))},
@@ -183,6 +208,36 @@ caf::behavior handler_actor::make_behavior() {
     rt_->track_lingering(this);
   }
   return {};
+}
+
+caf::resumable::resume_result
+handler_actor::resume(caf::execution_unit* eu, size_t max_throughput) {
+  auto& type = ctx_.type();
+  auto* watchdog = type.watchdog_;
+  if (!type.latency_on_ && watchdog == nullptr)
+    return caf::event_based_actor::resume(eu, max_throughput);
+  auto start = now_ns();
+  if (!activated_) {
+    activated_ = true;
+    auto received = ctx_.request().received_ns;
+    if (type.latency_on_ && received != 0)
+      type.record_latency(handler_type::receive_to_start, start - received);
+  }
+  activation_ns_ = start;
+  auto* slot = watchdog != nullptr ? watchdog->begin(&type, start) : nullptr;
+  auto result = caf::event_based_actor::resume(eu, max_throughput);
+  // A handler that ended in this activation read the clock in finish()
+  // (and counted this activation in its run time there): reuse that read.
+  auto end = finished_ ? finished_ns_ : now_ns();
+  activation_ns_ = 0;
+  if (slot != nullptr)
+    stall_watchdog::end(slot);
+  auto ran = end - start;
+  if (!finished_)
+    run_ns_ += ran;
+  if (watchdog != nullptr && ran >= watchdog->threshold_ns())
+    type.record_stall(ran);
+  return result;
 }
 
 void handler_actor::fail(const char* what) noexcept {
@@ -241,7 +296,16 @@ void handler_actor::finish() noexcept {
   auto high_water = ctx_.arena().high_water();
   auto overflows = ctx_.arena().overflow_blocks();
   ctx_.release();
-  ctx_.type().record_exit(now_ns() - born_ns_, high_water, overflows);
+  auto now = now_ns();
+  finished_ns_ = now;
+  auto& type = ctx_.type();
+  // Before record_exit: whoever sees the handler counted as exited sees
+  // its run time recorded too.
+  if (type.latency_on_ && activated_)
+    type.record_latency(handler_type::run,
+                        run_ns_ + (activation_ns_ != 0 ? now - activation_ns_
+                                                       : 0));
+  type.record_exit(now - born_ns_, high_water, overflows);
 }
 
 } // namespace detail

@@ -39,7 +39,14 @@
 /// 3 allocations, all CAF's, served by mimalloc), no allocation by mayfly.
 /// Statistics are sharded counters; admission takes a credit from an atomic
 /// that only spawning threads touch, and reclaims finished handlers in bulk.
+///
+/// **Timing.** With latency histograms or the stall report on, each
+/// activation reads the clock twice (start, end; the end read is the one
+/// the lifetime statistic takes anyway when the handler finishes): they
+/// feed the histograms (`handler_type::latency`) and the stall report
+/// (`runtime_config::stall_threshold_ms`, actors/internal/stall_watchdog.hpp).
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -54,6 +61,7 @@
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/counters.hpp>
+#include <mayfly/runtime/latency_histogram.hpp>
 #include <mayfly/runtime/log.hpp>
 
 namespace mayfly {
@@ -63,6 +71,7 @@ class runtime;
 
 namespace detail {
 class handler_actor;
+class stall_watchdog;
 } // namespace detail
 
 /// The user function of a handler type.
@@ -155,7 +164,18 @@ public:
     reply_drops,     ///< replies a sink refused
     overflow_blocks, ///< arena overflow blocks taken by this type
     ask_errors,      ///< `ask`s answered by an error or timed out
+    stalls,          ///< activations that ran >= the stall threshold
+    stall_reports,   ///< ... reported by the watchdog while running
     num_counters,
+  };
+
+  /// The latency histograms of a type (docs/stats.md, "Latency
+  /// histograms"); all in nanoseconds, buckets `kLatencyBoundsUs`.
+  enum latency : size_t {
+    receive_to_start, ///< receipt (batch clock) → first activation starts
+    run,              ///< time in activations, summed over the handler
+    reply_to_kernel,  ///< reply made → sendmmsg returned with it
+    num_latencies,
   };
 
   /// `options.max_in_flight` must be at least 1 here (the runtime fills in
@@ -215,6 +235,28 @@ public:
     counters_.add(c, n);
   }
 
+  /// Whether latency histograms are kept (`runtime_config::
+  /// latency_histograms`): when false, nobody reads the clock for them.
+  bool latency_on() const noexcept {
+    return latency_on_;
+  }
+
+  /// Records one value of latency `which`. Any thread; O(1), relaxed
+  /// sharded adds, no allocation. The network layer records
+  /// `reply_to_kernel` here.
+  void record_latency(latency which, int64_t ns) noexcept {
+    latencies_[which].record(ns);
+  }
+
+  const latency_histogram& latency_of(latency which) const noexcept {
+    return latencies_[which];
+  }
+
+  /// Longest activation counted in `stalls`, nanoseconds (0: none).
+  int64_t stall_max_ns() const noexcept {
+    return stall_max_ns_.load(std::memory_order_relaxed);
+  }
+
   /// Statistics as JSON (docs/stats.md, "handlers").
   nlohmann::json stats() const;
 
@@ -251,6 +293,10 @@ private:
   bool reclaim() noexcept;
   void sample_peak() const noexcept;
 
+  /// Counts an activation that ran `ns` >= the stall threshold and logs
+  /// its final duration (not rate limited: one line per stall).
+  void record_stall(int64_t ns) noexcept;
+
   std::string name_;
   handler_fn fn_;
   handler_options options_;
@@ -263,6 +309,11 @@ private:
   log2_histogram lifetime_ns_;
   log2_histogram arena_bytes_;
   rate_limited_log failure_log_;
+  // Timing (set by the runtime at add_handler, before any handler runs).
+  bool latency_on_ = false;
+  detail::stall_watchdog* watchdog_ = nullptr; // null: no stall report
+  std::array<latency_histogram, num_latencies> latencies_;
+  std::atomic<int64_t> stall_max_ns_{0};
 };
 
 /// What a handler function gets: its arena, its datagram, its actor.

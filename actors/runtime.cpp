@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 
 #include <mayfly/actors/internal/handler_actor.hpp>
+#include <mayfly/actors/internal/stall_watchdog.hpp>
 #include <mayfly/actors/messages.hpp>
 #include <mayfly/actors/scheduler.hpp>
 #include <mayfly/runtime/heap.hpp>
@@ -145,6 +146,9 @@ void runtime::attach_pools() {
 
 void runtime::init_stats() {
   started_ns_ = now_ns();
+  if (cfg_.stall_threshold_ms > 0)
+    watchdog_ = std::make_unique<detail::stall_watchdog>(
+      int64_t{cfg_.stall_threshold_ms} * 1000000);
   registrations_.push_back(
     stats_.add("/runtime", [this] { return runtime_stats(); }));
   registrations_.push_back(
@@ -196,6 +200,8 @@ nlohmann::json runtime::runtime_stats() const {
     {"max_in_flight", cfg_.max_in_flight},
     {"overload", to_string(cfg_.overload)},
     {"worker_idle", to_string(cfg_.idle)},
+    {"stall_threshold_ms", cfg_.stall_threshold_ms},
+    {"latency_histograms", cfg_.latency_histograms},
     {"malloc_is_mimalloc", mimalloc},
     {"in_flight", in_flight()},
     {"balance", balance().to_json()},
@@ -395,6 +401,8 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn,
   auto& h = handlers_.emplace_back(std::move(name), std::move(fn),
                                    std::move(options));
   h.holder_tag(tag);
+  h.latency_on_ = cfg_.latency_histograms;
+  h.watchdog_ = watchdog_.get();
   registrations_.push_back(
     stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); }));
   return h;

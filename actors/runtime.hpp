@@ -73,6 +73,7 @@ namespace mayfly {
 
 namespace detail {
 class handler_actor;
+class stall_watchdog;
 } // namespace detail
 
 /// Outstanding resources; all zero after a clean `stop()`.
@@ -272,6 +273,9 @@ private:
   std::unique_ptr<buffer_pools> buffers_;
   std::unique_ptr<arena_pool> arenas_;
   stats_registry stats_;
+  // Outlives every thread that runs handlers (endpoints, the actor system):
+  // their activations publish into it. Null: stall report off.
+  std::unique_ptr<detail::stall_watchdog> watchdog_;
   std::deque<handler_type> handlers_;
   std::vector<std::unique_ptr<ingress>> ingresses_; // mtx_ for adding
   std::unique_ptr<caf::actor_system_config> system_cfg_;

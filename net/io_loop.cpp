@@ -1,6 +1,7 @@
 #include <mayfly/net/internal/io_loop.hpp>
 
 #include <poll.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,10 +16,13 @@ namespace mayfly::detail {
 
 namespace {
 
-replier_env make_replier_env(runtime& rt, const endpoint_config& cfg,
+replier_env make_replier_env(runtime& rt, handler_type& type,
+                             const endpoint_config& cfg,
                              const udp_socket& sock, const socket_calls& calls,
                              io_counters& counters) {
   replier_env env;
+  if (type.latency_on())
+    env.timing = &type;
   env.fd = sock.fd();
   env.pools = &rt.buffers();
   env.calls = &calls;
@@ -45,9 +49,10 @@ io_loop::io_loop(runtime& rt, handler_type& type, const endpoint_config& cfg,
                // one receive's worth: a GRO receive holds up to 64 each
                cfg.receive_path == receive_path::gro ? 64 * size_t{cfg.batch}
                                                      : cfg.batch),
-    replier_(make_replier_env(rt, cfg, sock_, *calls_, counters_)),
+    replier_(make_replier_env(rt, type, cfg, sock_, *calls_, counters_)),
     queue_(rt.buffers(), cfg.reply_queue, waker_),
-    path_(cfg.receive_path) {
+    path_(cfg.receive_path),
+    timed_(type.latency_on()) {
   if (waker_.fd() < 0)
     std::fprintf(stderr, "mayfly: eventfd failed (%s): the IO loop polls "
                          "every millisecond instead of sleeping\n",
@@ -66,6 +71,8 @@ void io_loop::start() {
   std::promise<void> ready;
   auto done = ready.get_future();
   thread_ = std::thread{[this, &ready] {
+    // Named for stall reports and `top -H`.
+    pthread_setname_np(pthread_self(), "mayfly-io");
     receiver_env env;
     env.fd = sock_.fd();
     env.gro_enabled = sock_.gro_enabled();
@@ -126,30 +133,32 @@ void io_loop::close() noexcept {
 
 bool io_loop::send(const datagram& request, slice payload,
                    const caf::execution_unit* caller) noexcept {
+  auto made = timed_ ? reply_stamp(steady_now_ns()) : 0u;
   if (caller != nullptr && caller == admission_.inline_host()) {
     // A handler running on this loop's thread: straight into the batch,
     // which leaves right after the handler (or now, when it is full).
-    if (replier_.add(request.peer, std::move(payload))) {
+    if (replier_.add(request.peer, std::move(payload), made)) {
       counters_.bump(replies_inline);
       return true;
     }
     counters_.bump(reply_batch_full);
     return false;
   }
-  return queue_.post(request.peer, std::move(payload));
+  return queue_.post(request.peer, std::move(payload), made);
 }
 
 bool io_loop::send_copy(const datagram& request, std::string_view bytes,
                         const caf::execution_unit* caller) noexcept {
+  auto made = timed_ ? reply_stamp(steady_now_ns()) : 0u;
   if (caller != nullptr && caller == admission_.inline_host()) {
-    if (replier_.add_copy(request.peer, bytes)) {
+    if (replier_.add_copy(request.peer, bytes, made)) {
       counters_.bump(replies_inline);
       return true;
     }
     counters_.bump(reply_batch_full);
     return false;
   }
-  return queue_.post_copy(request.peer, bytes);
+  return queue_.post_copy(request.peer, bytes, made);
 }
 
 bool io_loop::send_replies() noexcept {

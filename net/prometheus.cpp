@@ -14,10 +14,24 @@ namespace {
 
 using json = nlohmann::json;
 
-enum class metric_kind { counter, gauge };
+enum class metric_kind { counter, gauge, histogram };
 
 const char* to_string(metric_kind k) noexcept {
-  return k == metric_kind::counter ? "counter" : "gauge";
+  return k == metric_kind::counter ? "counter"
+         : k == metric_kind::gauge ? "gauge"
+                                   : "histogram";
+}
+
+/// A latency histogram as runtime/latency_histogram.hpp writes it:
+/// `{"bounds_us": [...], "counts": [...one more...], "count", "sum_us"}`.
+bool is_histogram(const json& v) {
+  if (!v.is_object())
+    return false;
+  auto b = v.find("bounds_us");
+  auto c = v.find("counts");
+  auto sum = v.find("sum_us");
+  return b != v.end() && c != v.end() && sum != v.end() && b->is_array()
+         && c->is_array() && c->size() == b->size() + 1 && sum->is_number();
 }
 
 struct label {
@@ -319,6 +333,54 @@ private:
                           + "\n");
   }
 
+  /// A Prometheus histogram from a latency histogram object: cumulative
+  /// `_bucket{le}` (seconds) ending with `+Inf`, `_sum` (seconds),
+  /// `_count`.
+  void add_histogram(const std::vector<std::string>& parts,
+                     const std::vector<label>& labels, const json& h,
+                     const std::string& help) {
+    std::string name = "mayfly";
+    for (auto& p : parts) {
+      name += '_';
+      name += sanitize_name(p);
+    }
+    if (ends_with(name, "_us"))
+      name.resize(name.size() - 3);
+    name += "_seconds";
+    std::string rendered;
+    for (auto& l : labels) {
+      rendered += rendered.empty() ? "" : ",";
+      rendered += l.name + "=\"" + escape(l.value, true) + "\"";
+    }
+    auto [it, fresh] = families_.try_emplace(
+      name, family{metric_kind::histogram, help, {}, {}});
+    auto& fam = it->second;
+    if ((!fresh && fam.kind != metric_kind::histogram)
+        || !fam.series.insert(rendered).second) {
+      ++skipped_;
+      return;
+    }
+    auto sep = rendered.empty() ? "" : ",";
+    const auto& bounds = h["bounds_us"];
+    const auto& counts = h["counts"];
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+      cumulative += counts[i].is_number_unsigned() ? counts[i].get<uint64_t>()
+                                                   : 0;
+      auto le = i < bounds.size()
+                  ? format_double(bounds[i].get<double>() / 1e6)
+                  : std::string{"+Inf"};
+      fam.samples.push_back(name + "_bucket{" + rendered + sep + "le=\"" + le
+                            + "\"} " + std::to_string(cumulative) + "\n");
+    }
+    auto braces = rendered.empty() ? std::string{} : "{" + rendered + "}";
+    fam.samples.push_back(name + "_sum" + braces + " "
+                          + format_double(h["sum_us"].get<double>() / 1e6)
+                          + "\n");
+    fam.samples.push_back(name + "_count" + braces + " "
+                          + std::to_string(cumulative) + "\n");
+  }
+
   bool has_label(std::string_view name) const {
     for (auto& l : labels_)
       if (l.name == name)
@@ -357,7 +419,12 @@ private:
         path_.pop_back();
         continue;
       }
-      if (value.is_object()) {
+      if (is_histogram(value)) {
+        auto parts = name_;
+        parts.push_back(key);
+        add_histogram(parts, labels_, value,
+                      help_for(key));
+      } else if (value.is_object()) {
         name_.push_back(key);
         pattern_.push_back(key);
         walk_object(value);

@@ -30,6 +30,13 @@
 /// - **Units** already in a name are kept, time in base units: `_s` becomes
 ///   `_seconds`; `_ms`, `_us` and `_ns` become `_seconds` and the value is
 ///   scaled (`uptime_s` → `mayfly_runtime_uptime_seconds`).
+/// - **Histograms.** An object with `bounds_us`, `counts` (one more entry
+///   than bounds) and `sum_us` (a latency histogram,
+///   runtime/latency_histogram.hpp) becomes one Prometheus histogram named
+///   after its path plus `_seconds`: cumulative `_bucket{le="..."}` series
+///   with the bounds in seconds and `le="+Inf"` last, `_sum` in seconds and
+///   `_count`, with `# TYPE ... histogram`:
+///   `mayfly_handlers_latency_run_seconds_bucket{handler="echo",le="1e-05"}`.
 /// - **Booleans** are gauges 0/1. **Strings** of one object become the
 ///   labels of a single `<object>_info` gauge with value 1
 ///   (`mayfly_runtime_info{state="running",overload="pause"} 1`). Arrays,

@@ -4,6 +4,7 @@
 #include <netinet/udp.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -58,7 +59,8 @@ replier::replier(replier_env env)
     controls_(kControlBytes * env_.batch) {
 }
 
-bool replier::add(const udp_address& to, slice payload) noexcept {
+bool replier::add(const udp_address& to, slice payload,
+                  uint32_t made) noexcept {
   if (!has_room())
     flush();
   if (!has_room())
@@ -66,10 +68,12 @@ bool replier::add(const udp_address& to, slice payload) noexcept {
   auto& t = pending_[count_++];
   t.to = to;
   t.payload = std::move(payload);
+  t.made = made;
   return true;
 }
 
-bool replier::add_copy(const udp_address& to, std::string_view bytes) noexcept {
+bool replier::add_copy(const udp_address& to, std::string_view bytes,
+                       uint32_t made) noexcept {
   if (!has_room())
     flush();
   if (!has_room())
@@ -77,7 +81,7 @@ bool replier::add_copy(const udp_address& to, std::string_view bytes) noexcept {
   auto packed = packer_.pack(bytes);
   if (!packed.has_owner())
     return false;
-  return add(to, std::move(packed));
+  return add(to, std::move(packed), made);
 }
 
 void replier::drop_pending() noexcept {
@@ -217,6 +221,20 @@ void replier::retire(size_t messages, bool sent) noexcept {
   }
 }
 
+void replier::record_sent(size_t messages) noexcept {
+  // One clock read per sendmmsg; only timed replies count.
+  using namespace std::chrono;
+  auto now = duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+               .count();
+  size_t end = plan_[messages - 1].first + plan_[messages - 1].count;
+  for (size_t k = 0; k < end; ++k) {
+    auto made = pending_[order_[k]].made;
+    if (made != 0)
+      env_.timing->record_latency(handler_type::reply_to_kernel,
+                                  since_stamp(now, made));
+  }
+}
+
 void replier::drop_first(io_counter reason) noexcept {
   auto n = static_cast<int64_t>(plan_[0].count);
   c_.bump(reason, n);
@@ -261,6 +279,8 @@ bool replier::flush() noexcept {
       }
       c_.bump(datagrams_out, datagrams);
       c_.bump(bytes_out, bytes);
+      if (env_.timing != nullptr)
+        record_sent(static_cast<size_t>(rc));
       retire(static_cast<size_t>(rc), true);
       continue;
     }

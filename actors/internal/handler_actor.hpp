@@ -24,6 +24,10 @@ public:
 
   caf::behavior make_behavior() override;
 
+  /// Every activation (the first runs the handler function): timed for the
+  /// latency histograms and published for the stall watchdog.
+  resume_result resume(caf::execution_unit* eu, size_t max_throughput) override;
+
   void on_exit() override;
 
   /// Intrusive list of lingering handlers (runtime::track_lingering).
@@ -40,8 +44,12 @@ private:
   handler_context ctx_;
   runtime* rt_;
   int64_t born_ns_;
+  int64_t run_ns_ = 0;         // time in finished activations
+  int64_t activation_ns_ = 0;  // start of the one in progress; 0: none
+  int64_t finished_ns_ = 0;    // clock read of finish()
   bool finished_ = false;
   bool failed_ = false;
+  bool activated_ = false;     // the first activation has started
 };
 
 } // namespace mayfly::detail

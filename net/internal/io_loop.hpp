@@ -139,6 +139,7 @@ private:
   reply_queue queue_;
   std::unique_ptr<receiver> receiver_; // made on the IO thread
   receive_path path_;
+  bool timed_; // stamp replies for the reply → kernel histogram
   std::string fallback_reason_;
   std::thread thread_;
   std::atomic<bool> running_{false};

@@ -36,6 +36,11 @@
 // arrived at, IP_PKTINFO) belongs in `transmit`, next to `to`, and then in
 // the message's control area beside UDP_SEGMENT.
 //
+// Timing: a reply carries the time its handler made it (`made`, read
+// by the endpoint when latency histograms are on); when sendmmsg returns
+// with it, the replier reads the clock once for the call and records
+// "reply → handed to the kernel" in the handler type's histogram.
+//
 // Ownership: pending replies (their slices) and the packer's buffer.
 // Thread-safety: none (the IO thread), except `gso()`. Cost: `add` is a
 // slice move, `add_copy` one memcpy; per batch one sendmmsg; no allocation.
@@ -50,6 +55,7 @@
 #include <vector>
 
 #include <mayfly/actors/address.hpp>
+#include <mayfly/actors/handler.hpp>
 #include <mayfly/net/internal/io_counters.hpp>
 #include <mayfly/net/internal/socket_calls.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
@@ -61,8 +67,27 @@ namespace mayfly::detail {
 /// One outgoing datagram (quinn-udp's `Transmit`).
 struct transmit {
   udp_address to;
+  /// When the handler made it (`reply_stamp`); 0: not timed (latency
+  /// histograms off). 32 bits, here: it fills the padding behind `to`, so
+  /// a transmit (and every batch and queue of them) is no bigger for it.
+  uint32_t made = 0;
   slice payload;
 };
+
+static_assert(sizeof(transmit) == 56, "the time stamp must stay in padding");
+
+/// A reply's time stamp: the low 32 bits of steady-clock ns, made odd (0
+/// means "not timed"; 1 ns of error). Differences are exact up to 4.29 s;
+/// a reply held longer (a socket blocked that long) wraps and is recorded
+/// 4.29 s short.
+inline uint32_t reply_stamp(int64_t now_ns) noexcept {
+  return static_cast<uint32_t>(now_ns) | 1u;
+}
+
+/// Nanoseconds from `stamp` to `now_ns` (see `reply_stamp`).
+inline int64_t since_stamp(int64_t now_ns, uint32_t stamp) noexcept {
+  return static_cast<uint32_t>(static_cast<uint32_t>(now_ns) - stamp);
+}
 
 /// What a replier needs from its loop.
 struct replier_env {
@@ -74,6 +99,9 @@ struct replier_env {
   bool gso = true;             ///< try UDP GSO
   size_t gso_max_segment = 1472; ///< one MTU's payload
   std::string name;            ///< for the log line when GSO is refused
+  /// Where "reply → handed to the kernel" is recorded (the endpoint's
+  /// handler type); null: not recorded.
+  handler_type* timing = nullptr;
 };
 
 /// See file comment.
@@ -96,11 +124,12 @@ public:
   /// Queues `payload` for `to`, sending the batch first when it is full.
   /// False when there is no room even then (the socket is full): nothing
   /// queued, the caller counts it.
-  bool add(const udp_address& to, slice payload) noexcept;
+  bool add(const udp_address& to, slice payload, uint32_t made = 0) noexcept;
 
   /// Copies `bytes` into a send buffer (the replier's packer) and queues
   /// them. False when no buffer or no room; counted by the caller.
-  bool add_copy(const udp_address& to, std::string_view bytes) noexcept;
+  bool add_copy(const udp_address& to, std::string_view bytes,
+                uint32_t made = 0) noexcept;
 
   /// Sends what is pending. True when everything went (sent or dropped
   /// and counted); false when the socket is full and replies wait.
@@ -157,6 +186,7 @@ private:
   size_t plan() noexcept;
   void build(size_t messages) noexcept;
   void retire(size_t messages, bool sent) noexcept;
+  void record_sent(size_t messages) noexcept;
   void drop_first(io_counter reason) noexcept;
   void disable_gso(int err) noexcept;
 

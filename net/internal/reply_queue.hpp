@@ -56,10 +56,12 @@ public:
 
   /// Any thread: queues `payload` for `to`; false (counted) when full or
   /// closed.
-  bool post(const udp_address& to, slice payload) noexcept;
+  /// `made`: when the handler made it (`reply_stamp`; 0: not timed).
+  bool post(const udp_address& to, slice payload, uint32_t made = 0) noexcept;
 
   /// Any thread: packs `bytes` into a send buffer and queues them.
-  bool post_copy(const udp_address& to, std::string_view bytes) noexcept;
+  bool post_copy(const udp_address& to, std::string_view bytes,
+                 uint32_t made = 0) noexcept;
 
   /// IO thread: moves queued replies into `out` while it has room. True
   /// when any moved.

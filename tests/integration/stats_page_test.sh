@@ -7,7 +7,9 @@
 # stats endpoint and traffic on 127.0.0.1), loads its page in Chromium with a
 # virtual time budget of 5 s, and checks in the dumped DOM that the page
 # polled /stats several times without error, drew every chart, showed the
-# runtime running and a datagram rate above zero. Then takes a screenshot
+# runtime running and a datagram rate above zero, and that the charts of
+# "Where the time goes" (the three latency histograms per handler type and
+# the stalls) filled with points while the traffic ran. Then takes a screenshot
 # (OUTDIR/stats_page.png, for a human to look at) and stops the server, whose
 # exit status says whether the runtime's balances were zero. Everything stays
 # on loopback; every wait is bounded. tools/test-all.sh installs chromium and
@@ -87,6 +89,20 @@ for chart in datagrams send sendfill inflight pools arenas pinned; do
   echo "chart $chart: drawn $n times"
   # The rate chart needs two polls for its first point.
   [[ $n -ge 2 ]] || fail "chart $chart drawn $n times (want >= 2)"
+done
+# Where the time goes: each latency chart needs two polls with traffic in
+# between for its first point (quantiles of the histogram's growth), so
+# >= 2 points means it filled from live traffic.
+points() {
+  grep -o "<section[^>]*id=\"chart-$2\"[^>]*>" "$1" |
+    grep -o 'data-points="[0-9]*"' | grep -o '[0-9][0-9]*' || echo 0
+}
+for chart in lat-receive lat-run lat-send stalls; do
+  n=$(draws "$out/dom.html" "$chart")
+  p=$(points "$out/dom.html" "$chart")
+  echo "chart $chart: drawn $n times, $p points"
+  [[ $n -ge 2 ]] || fail "chart $chart drawn $n times (want >= 2)"
+  [[ $p -ge 2 ]] || fail "chart $chart has $p points (want >= 2)"
 done
 grep -q '<canvas' "$out/dom.html" || fail "no canvas in the page"
 # (The holder table of issue 17 is not on the page yet: when it is, check

@@ -53,6 +53,49 @@ only=${E2E_ONLY:-echo,tally,dns} # which parts to run
   done
 done
 
+# -- latency: the cost of the latency histograms (docs/benchmarks.md, "Cost of
+# the latency histograms"): echo 64 B through the bare loop, mayfly-echo with
+# the histograms on (the default) and off (runtime.latency_histograms: false),
+# in the same run. Opt-in: E2E_ONLY=latency.
+if [[ $only == *latency* ]]; then
+  off=$(mktemp --suffix=.json)
+  echo '{"runtime": {"latency_histograms": false}}' >"$off"
+  load_echo() { # port window -> "rate p99"
+    local out
+    out=$("$tools/mayfly-load" echo --target "127.0.0.1:$1" --size 64 \
+      --window "$2" --requests 100000000 --seconds "$secs" 2>/dev/null)
+    echo "$(echo "$out" | json_field replies_per_s) $(echo "$out" | json_field p99_us)"
+  }
+  for window in ${LATENCY_WINDOWS:-64 1}; do
+    raw=(); on=(); offr=()
+    for r in $(seq "$reps"); do
+      life=$((3 * secs + 4))
+      "$tools/mayfly-raw-echo" --port 19210 --exit-after $life >/dev/null 2>&1 &
+      "$ex/mayfly-echo" --port 19211 --exit-after $life >/dev/null 2>&1 &
+      "$ex/mayfly-echo" --port 19212 --config "$off" --exit-after $life >/dev/null 2>&1 &
+      sleep 1
+      # On and off swap places every run: a machine whose load changes
+      # during a run favours neither.
+      read -r a ap <<<"$(load_echo 19210 "$window")"
+      if ((r % 2)); then
+        read -r b bp <<<"$(load_echo 19211 "$window")"
+        read -r c cp <<<"$(load_echo 19212 "$window")"
+      else
+        read -r c cp <<<"$(load_echo 19212 "$window")"
+        read -r b bp <<<"$(load_echo 19211 "$window")"
+      fi
+      wait
+      raw+=("$a"); on+=("$b"); offr+=("$c")
+      echo "latency 64B W=$window run $r: raw $a/s (p99 $ap us), histograms on $b/s (p99 $bp us), off $c/s (p99 $cp us)"
+    done
+    r_med=$(printf '%s\n' "${raw[@]}" | median)
+    on_med=$(printf '%s\n' "${on[@]}" | median)
+    off_med=$(printf '%s\n' "${offr[@]}" | median)
+    echo "latency 64B W=$window MEDIAN: raw $r_med/s, on $on_med/s, off $off_med/s, on/off $(python3 -c "print(round($on_med/$off_med,3))"), on/raw $(python3 -c "print(round($on_med/$r_med,3))")"
+  done
+  rm -f "$off"
+fi
+
 # -- tally: highest rate with exact totals (kept: docs/benchmarks.md's
 # earlier figures use it), raw inline loop vs mayfly. Start
 # flat out; while totals differ (kernel drops), retry at 85% of the rate

@@ -15,16 +15,11 @@
 
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
+#include <mayfly/runtime/latency_histogram.hpp>
+
+#include "exposition.hpp"
 
 namespace mayfly::test {
-
-/// What `parse_exposition` found: the type of every family, the value of
-/// every series (keyed "name{labels as written}"), the first error.
-struct exposition {
-  std::map<std::string, std::string> types;
-  std::map<std::string, double> series;
-  std::string error;
-};
 
 namespace {
 
@@ -51,7 +46,8 @@ bool parse_value(const std::string& s, double& out) {
 /// every line is a comment or `name{labels} value`; every family has
 /// exactly one HELP and one TYPE line before its samples and its samples
 /// together; counters end in `_total`; no series appears twice; label names
-/// are valid and unique within a series, label values properly escaped.
+/// are valid and unique within a series, label values properly escaped;
+/// a histogram's samples are `<family>_bucket`, `_sum` and `_count`.
 exposition parse_exposition(const std::string& text) {
   exposition out;
   std::set<std::string> helped, finished;
@@ -80,7 +76,7 @@ exposition parse_exposition(const std::string& text) {
         words >> type;
         if (out.types.count(name) > 0)
           fail("second TYPE", line);
-        if (type != "counter" && type != "gauge")
+        if (type != "counter" && type != "gauge" && type != "histogram")
           fail("unexpected type", line);
         bool total = name.size() > 6
                      && name.compare(name.size() - 6, 6, "_total") == 0;
@@ -103,9 +99,23 @@ exposition parse_exposition(const std::string& text) {
       fail("no metric name", line);
       continue;
     }
-    if (out.types.count(name) == 0)
+    // A histogram's samples are <family>_bucket, _sum and _count.
+    auto family = name;
+    if (out.types.count(name) == 0) {
+      for (std::string suffix : {"_bucket", "_sum", "_count"}) {
+        if (name.size() <= suffix.size()
+            || name.compare(name.size() - suffix.size(), suffix.size(), suffix)
+                 != 0)
+          continue;
+        auto base = name.substr(0, name.size() - suffix.size());
+        auto t = out.types.find(base);
+        if (t != out.types.end() && t->second == "histogram")
+          family = base;
+      }
+    }
+    if (out.types.count(family) == 0)
       fail("sample before its TYPE", line);
-    if (name != current || finished.count(name) > 0)
+    if (family != current || finished.count(family) > 0)
       fail("samples of a family not together", line);
     std::string labels;
     std::set<std::string> label_names;
@@ -479,3 +489,36 @@ TEST(StatsPrometheus, RealDocumentHasTheDocumentedFamilies) {
 }
 
 } // namespace
+
+// A latency histogram (as runtime/latency_histogram.hpp writes it) becomes a
+// real Prometheus histogram: cumulative buckets in seconds, +Inf last, _sum
+// in seconds, _count equal to the +Inf bucket.
+TEST(StatsPrometheus, LatencyHistogramBecomesAPrometheusHistogram) {
+  mayfly::latency_histogram h;
+  h.record(500);         // 0.5 µs: le 1e-06
+  h.record(3000);        // 3 µs: le 5e-06
+  h.record(3000);
+  h.record(400000000);   // 400 ms: +Inf
+  json doc = {{"handlers", {{"echo", {{"latency", {{"run", h.to_json()}}}}}}}};
+  auto text = to_prometheus(doc);
+  auto p = parse_exposition(text);
+  EXPECT_EQ(p.error, "") << text;
+  const std::string family = "mayfly_handlers_latency_run_seconds";
+  EXPECT_EQ(type_of(text, family), "histogram") << text;
+  auto bucket = [&](const std::string& le) {
+    auto key = family + "_bucket{handler=\"echo\",le=\"" + le + "\"}";
+    EXPECT_EQ(p.series.count(key), 1u) << key << "\n" << text;
+    return p.series[key];
+  };
+  EXPECT_EQ(bucket("1e-06"), 1);
+  EXPECT_EQ(bucket("2e-06"), 1);
+  EXPECT_EQ(bucket("5e-06"), 3);
+  EXPECT_EQ(bucket("0.1"), 3);
+  EXPECT_EQ(bucket("+Inf"), 4);
+  EXPECT_TRUE(has_line(text, family + "_count{handler=\"echo\"} 4")) << text;
+  EXPECT_NEAR(p.series[family + "_sum{handler=\"echo\"}"], 0.4000065, 1e-9);
+  // Buckets in bound order, before _sum and _count.
+  auto first = text.find(family + "_bucket");
+  EXPECT_LT(first, text.find(family + "_sum"));
+  EXPECT_LT(text.find("le=\"+Inf\""), text.find(family + "_count"));
+}

@@ -53,3 +53,21 @@ TEST(RateLimitedLog, OneLineWinsAcrossThreads) {
   // that land in between may go uncounted.
   EXPECT_LE(log.suppressed(), uint64_t{kThreads * kCalls - 1});
 }
+
+TEST(LogSink, CapturesLinesAndCanBeRemoved) {
+  std::vector<std::string> lines;
+  mayfly::log_sink sink{[](void* ctx, const char* line) {
+                          static_cast<std::vector<std::string>*>(ctx)
+                            ->push_back(line);
+                        },
+                        &lines};
+  mayfly::set_log_sink(&sink);
+  mayfly::log_line("stall: %s %d", "x", 3);
+  rate_limited_log log{0};
+  EXPECT_TRUE(log.log("limited %d", 1));
+  mayfly::set_log_sink(nullptr);
+  mayfly::log_line("to stderr, not captured");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "stall: x 3");
+  EXPECT_EQ(lines[1], "limited 1");
+}
