@@ -10,14 +10,18 @@
 /// 0. `start_receiving()` in `runtime::start()` (or at once when attached
 ///    to a running runtime): dispatching may begin. An ingress opened
 ///    before that reads nothing until then (datagrams wait in the kernel).
-/// 1. `stop_receiving()` first thing in `runtime::stop()`: no new datagram
-///    is dispatched; replies are still sent.
+/// 1. `drain_kernel_queue()` first thing in `runtime::stop()`, while the
+///    runtime still dispatches: take no new datagram from the kernel, but
+///    dispatch what it had already queued (bounded by the deadline).
+///    `stop_receiving()` next: no new datagram is dispatched; replies are
+///    still sent.
 /// 2. `close()` after every handler and long-lived actor is gone: flush
 ///    pending replies, join threads, release every buffer held.
 ///
 /// Because the runtime owns them, a handler can never reply to an endpoint
 /// that no longer exists.
 
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +38,14 @@ public:
 
   /// The runtime runs: dispatching may begin. Idempotent; returns quickly.
   virtual void start_receiving() noexcept {
+  }
+
+  /// Stops taking new datagrams from the kernel and dispatches the ones it
+  /// already queued for this ingress; returns when they are dispatched or
+  /// after `deadline_ms`. Called while the runtime still runs. Default:
+  /// nothing to drain.
+  virtual void drain_kernel_queue(int64_t deadline_ms) noexcept {
+    (void) deadline_ms;
   }
 
   /// Stops dispatching new datagrams. Idempotent; returns quickly.

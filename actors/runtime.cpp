@@ -308,14 +308,19 @@ void runtime::stop() {
   auto st = state_.load();
   if (st == state::stopped || st == state::stopping)
     return;
-  state_.store(state::stopping);
-  // 1. Ingress: endpoints stop reading and dispatching (replies still go).
   std::vector<ingress*> sources;
   {
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& i : ingresses_)
       sources.push_back(i.get());
   }
+  // 1. Ingress: endpoints take no new datagram from the kernel but, while
+  // handlers can still start, dispatch what it queued for them (bounded by
+  // the deadline); then they stop dispatching (replies still go).
+  if (st == state::running)
+    for (auto* i : sources)
+      i->drain_kernel_queue(cfg_.shutdown_deadline_ms);
+  state_.store(state::stopping);
   for (auto* i : sources)
     i->stop_receiving();
   // 2. Drain in-flight handlers, then kill what is left.

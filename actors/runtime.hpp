@@ -33,7 +33,9 @@
 /// middleman traffic before the runtime is destroyed.
 ///
 /// **Shutdown** (`stop()`, also from the destructor; a second call is
-/// harmless): stop ingress (every endpoint `attach`ed stops receiving) →
+/// harmless): drain ingress (every endpoint `attach`ed takes no new
+/// datagram from the kernel and dispatches what it had queued, up to
+/// `shutdown_deadline_ms`) → stop ingress (it stops receiving) →
 /// wait up to `shutdown_deadline_ms` for in-flight handlers → kill the rest
 /// (counted) → send `user_shutdown` to long-lived actors spawned through
 /// `spawn` → drop their handles → wait for them (`await_all_actors_done` on

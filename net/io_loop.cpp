@@ -93,6 +93,26 @@ void io_loop::start_receiving() noexcept {
   waker_.force();
 }
 
+void io_loop::begin_drain(bool left) noexcept {
+  if (!left || !admission_.accepting() || !running_.load()
+      || !receiving_.load()) {
+    drained_.store(true, std::memory_order_release);
+    return;
+  }
+  drain_requested_.store(true, std::memory_order_release);
+  waker_.force();
+}
+
+void io_loop::drain_step(recv_status status, int64_t before) noexcept {
+  counters_.bump(drained_at_stop, counters_.get(datagrams_in) - before);
+  auto now = steady_now_ns();
+  if (drain_since_ns_ == 0)
+    drain_since_ns_ = now;
+  if (status == recv_status::empty && !admission_.holding()
+      && now - drain_since_ns_ >= kDetachGraceMs * 1000000)
+    drained_.store(true, std::memory_order_release);
+}
+
 void io_loop::stop_receiving() noexcept {
   receiving_.store(false, std::memory_order_release);
   waker_.force();
@@ -186,13 +206,20 @@ void io_loop::run() noexcept {
     } else if (admission_.accepting()) {
       // Before the runtime starts nothing is read: datagrams wait in the
       // kernel (start_receiving() wakes the loop).
+      // Draining at stop: look every millisecond until found empty.
+      bool draining = drain_requested_.load(std::memory_order_acquire)
+                      && !drained_.load(std::memory_order_relaxed);
+      short_wait |= draining;
       if (admission_.holding() && !admission_.retry_held()) {
         short_wait = true; // paused: handlers at their bound
       } else {
+        auto before = counters_.get(datagrams_in);
         auto status = receiver_->receive(admission_);
         worked = status == recv_status::got;
         short_wait |= status == recv_status::starved;
         want_read = status != recv_status::starved;
+        if (draining)
+          drain_step(status, before);
       }
     }
     // Inline handlers' replies are in the batch already; other threads'

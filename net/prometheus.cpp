@@ -56,6 +56,7 @@ const std::vector<label_rule>& label_rules() {
     {{"pools", "*"}, "pool", metric_kind::gauge},
     {{"pools", "*", "binaries", "refs", "*"}, "refs", metric_kind::gauge},
     {{"net", "*", "responses", "*"}, "code", metric_kind::counter},
+    {{"net", "*", "threads", "*"}, "thread", metric_kind::gauge},
   };
   return rules;
 }
@@ -119,7 +120,7 @@ metric_kind classify(std::string_view section, std::string_view key) {
 
 /// Identifiers that are numbers but not measurements.
 bool is_identifier(std::string_view key) {
-  return key == "oldest_holder";
+  return key == "oldest_holder" || key == "cpu";
 }
 
 std::string sanitize_name(std::string_view part) {

@@ -13,8 +13,9 @@
 /// - **Dynamic keys become labels**, not parts of the name: handler names
 ///   under `/handlers` (label `handler`), endpoint names under `/net`
 ///   (`endpoint`), size classes under `/pools` (`pool`), reference-count
-///   buckets under `/pools/<pool>/binaries/refs` (`refs`) and status codes
-///   under `/net/<endpoint>/responses` (`code`):
+///   buckets under `/pools/<pool>/binaries/refs` (`refs`), status codes
+///   under `/net/<endpoint>/responses` (`code`) and receive threads under
+///   `/net/<endpoint>/threads` (`thread`):
 ///   `mayfly_handlers_spawned_total{handler="echo"} 12`.
 /// - **Quantiles** (`p50`, `p99`, `max`, or `<name>_p50`... next to each
 ///   other) become one gauge family with a `quantile` label: 0.5, 0.99, and
@@ -40,7 +41,8 @@
 /// - **Booleans** are gauges 0/1. **Strings** of one object become the
 ///   labels of a single `<object>_info` gauge with value 1
 ///   (`mayfly_runtime_info{state="running",overload="pause"} 1`). Arrays,
-///   nulls and opaque identifiers (`oldest_holder`) are left out.
+///   nulls and opaque identifiers (`oldest_holder`, a thread's `cpu`) are
+///   left out.
 ///
 /// Each family is written once, with one `# HELP` (naming the JSON path it
 /// comes from) and one `# TYPE` line, its samples together; families are

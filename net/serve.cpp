@@ -110,6 +110,10 @@ std::string serve_usage(const std::string& program, const std::string& about,
     "                       or /64), per receive thread; 0: off (default)\n"
     "  --source-burst N     datagrams a quiet source may send at once\n"
     "                       (default: max(rate/10, 10))\n"
+    "  --steer-cpu          with several receive threads, a datagram is read\n"
+    "                       by the thread pinned to the CPU that took it\n"
+    "  --reuse-port         SO_REUSEPORT: a successor process can bind the\n"
+    "                       port and take over without a gap\n"
     "  --config FILE        JSON configuration (docs/guide.md)\n"
     "  --exit-after S       stop after S seconds (default: until SIGINT)\n"
     "  --help               this text\n\n"
@@ -126,6 +130,8 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
   opts.endpoint = endpoint_defaults;
   setting address, port, stats, workers, receive_threads, config, exit_after,
     source_rate, source_burst;
+  bool reuse_port = false;
+  bool steer_cpu = false;
   if (auto* v = env("MAYFLY_CONFIG"))
     config.set(v, "MAYFLY_CONFIG");
   if (auto* v = env("MAYFLY_WORKERS"))
@@ -160,6 +166,13 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
       value = arg.substr(eq + 1);
       arg.resize(eq);
       has_value = true;
+    }
+    // Switches: no value.
+    if (arg == "--reuse-port" || arg == "--steer-cpu") {
+      if (has_value)
+        return error_info{errc::invalid_config, "takes no value", 0, arg};
+      (arg == "--reuse-port" ? reuse_port : steer_cpu) = true;
+      continue;
     }
     auto hit = std::find_if(flags.begin(), flags.end(), [&](const known& k) {
       return arg == "--" + k.name;
@@ -239,6 +252,10 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
       return n.error();
     opts.endpoint.receive_threads = *n;
   }
+  if (reuse_port)
+    opts.endpoint.reuse_port = true;
+  if (steer_cpu)
+    opts.endpoint.steering = steering::cpu;
   if (opts.runtime.workers == 0) {
     // Handlers start on the receive threads (net.handler_start); CAF's
     // workers run what they hand on. One thread per core in all.
@@ -352,6 +369,25 @@ void print_summary(const std::string& program, runtime& rt) {
       std::fprintf(stderr,
                    "    source limit: refused %lld, table evictions %lld\n",
                    refused, n.value("source_table_evictions", 0LL));
+    // The stop: what was answered, dropped and never read.
+    std::fprintf(stderr,
+                 "    stop: answered %lld (%lld read after leaving the "
+                 "port), dropped: shutdown %lld, replies at close %lld, "
+                 "policy %lld; left in the kernel queue %lld\n",
+                 n["datagrams_out"].get<long long>(),
+                 n["drained_at_stop"].get<long long>(),
+                 n["shutdown_drops"].get<long long>(),
+                 n["shutdown_reply_drops"].get<long long>(),
+                 n["policy_drops"].get<long long>(),
+                 n["left_in_kernel_at_close"].get<long long>());
+    if (n["threads"].size() > 1) {
+      std::string spread;
+      for (auto& [index, t] : n["threads"].items())
+        spread += " " + index + ": "
+                  + std::to_string(t["datagrams_in"].get<long long>());
+      std::fprintf(stderr, "    datagrams in by thread:%s; steering %s\n",
+                   spread.c_str(), n["steering"].get<std::string>().c_str());
+    }
   }
   auto balance = rt.balance();
   std::fprintf(stderr, "  balance after stop: %s\n",

@@ -29,6 +29,8 @@
 /// | `--receive-threads N` | | IO threads, 1..64 |
 /// | `--source-rate N` | | datagrams/s admitted per source address, 0..10000000 (0: off, the default) |
 /// | `--source-burst N` | | datagrams a quiet source may send at once, 0..1000000000 (0: max(rate/10, 10)) |
+/// | `--steer-cpu` | | CPU steering of the receive threads (`steering::cpu`) |
+/// | `--reuse-port` | | SO_REUSEPORT, for a restart without a gap |
 /// | `--exit-after S` | | stop after S seconds (default: at a signal) |
 /// | `--help` | | usage, exit status 0 |
 ///
@@ -45,7 +47,9 @@
 /// status 2.
 ///
 /// **Signals.** SIGINT and SIGTERM stop the service in order
-/// (`runtime::stop()`: stop receiving, drain handlers, flush replies).
+/// (`runtime::stop()`: leave the port and answer what the kernel queued,
+/// stop receiving, drain handlers, flush replies); the summary then says
+/// what was answered, dropped (by reason) and left in the kernel queue.
 /// SIGHUP calls `serve_options::reload` on serve's signal thread; without
 /// one it logs that there is nothing to reload and keeps serving. SIGUSR1
 /// and SIGUSR2 are logged and ignored. No signal ends the process

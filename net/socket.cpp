@@ -105,4 +105,22 @@ result<bool> udp_socket::connect(const udp_address& peer) noexcept {
   return true;
 }
 
+result<bool> udp_socket::leave_port() noexcept {
+  auto self = local_address();
+  if (!self)
+    return self.error();
+  auto to = *self;
+  // Connecting to the wildcard would mean the local host anyway: say so.
+  if (to.is_v6()) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(to.sockaddr_ptr());
+    if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+      a->sin6_addr = in6addr_loopback;
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(to.sockaddr_ptr());
+    if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+  return connect(to);
+}
+
 } // namespace mayfly

@@ -89,6 +89,14 @@ public:
   /// Connects (for clients: replies from other peers are then filtered).
   result<bool> connect(const udp_address& peer) noexcept;
 
+  /// Takes the socket out of the port's delivery: connects it to its own
+  /// address (loopback for a wildcard bind), which no client sends from.
+  /// The kernel then queues no new datagram from other peers to it; they go
+  /// to the port's other sockets (SO_REUSEPORT; on Linux 6.18 a connected
+  /// socket even leaves the group) or are refused. What it queued before
+  /// stays readable, and replies with an explicit address still leave.
+  result<bool> leave_port() noexcept;
+
   void close() noexcept;
 
 private:

@@ -23,6 +23,20 @@ std::atomic<const socket_calls*> g_current{nullptr};
 
 } // namespace
 
+int call_setsockopt(const socket_calls& calls, int fd, int level, int name,
+                    const void* value, socklen_t len) noexcept {
+  if (calls.setsockopt != nullptr)
+    return calls.setsockopt(fd, level, name, value, len);
+  return ::setsockopt(fd, level, name, value, len) == 0 ? 0 : -errno;
+}
+
+int call_set_affinity(const socket_calls& calls, pthread_t thread,
+                      const cpu_set_t& cpus) noexcept {
+  if (calls.set_affinity != nullptr)
+    return calls.set_affinity(thread, cpus);
+  return -pthread_setaffinity_np(thread, sizeof(cpus), &cpus);
+}
+
 const socket_calls& real_socket_calls() noexcept {
   return kReal;
 }

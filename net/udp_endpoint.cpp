@@ -1,10 +1,14 @@
 #include <mayfly/net/udp_endpoint.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <thread>
 
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/internal/io_loop.hpp>
+#include <mayfly/net/internal/steering.hpp>
 #include <mayfly/runtime/config.hpp>
 
 namespace mayfly {
@@ -23,6 +27,10 @@ const char* to_string(receive_path p) noexcept {
   return "recvmmsg";
 }
 
+const char* to_string(steering s) noexcept {
+  return s == steering::cpu ? "cpu" : "off";
+}
+
 const char* to_string(handler_start s) noexcept {
   return s == handler_start::workers ? "workers" : "io_thread";
 }
@@ -34,10 +42,14 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
   if (!top.ok())
     return top.error();
   config_reader r{net, "net"};
-  r.only({"receive_threads", "batch", "receive_buffer", "send_buffer",
-          "reply_queue", "busy_poll_us", "receive_path", "gso",
-          "handler_start", "source_limit"})
+  r.only({"receive_threads", "reuse_port", "steering", "batch",
+          "receive_buffer", "send_buffer", "reply_queue", "busy_poll_us",
+          "receive_path", "gso", "handler_start", "source_limit"})
     .read("receive_threads", cfg.receive_threads, 1, 64)
+    .read("reuse_port", cfg.reuse_port)
+    .choose("steering", cfg.steering,
+            {{"off", steering::off}, {"cpu", steering::cpu}},
+            "expected \"off\" or \"cpu\"")
     .read("batch", cfg.batch, 1, 1024)
     .read("receive_buffer", cfg.receive_buffer, 0, 1u << 30)
     .read("send_buffer", cfg.send_buffer, 0, 1u << 30)
@@ -108,7 +120,7 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
   }
   std::unique_ptr<udp_endpoint> ep{new udp_endpoint(type, cfg)};
   socket_options opts;
-  opts.reuse_port = cfg.receive_threads > 1;
+  opts.reuse_port = cfg.receive_threads > 1 || cfg.reuse_port;
   opts.receive_buffer = cfg.receive_buffer;
   opts.send_buffer = cfg.send_buffer;
   opts.gro = cfg.receive_path == receive_path::gro;
@@ -130,8 +142,11 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
     ep->loops_.push_back(
       std::make_unique<detail::io_loop>(rt, type, ep->cfg_, std::move(*sock)));
   }
+  // Sockets join the SO_REUSEPORT group in this order, which is the index
+  // CPU steering's program returns.
   for (auto& loop : ep->loops_)
     loop->start();
+  ep->steer_to_cpus();
   // One line per endpoint: the paths in use, and why not the one asked for.
   auto& first = *ep->loops_.front();
   std::string why;
@@ -143,14 +158,84 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
                                             : "off (the kernel has no UDP GSO)";
   std::fprintf(stderr,
                "mayfly: udp:%s: receive path %s%s, gso %s, handlers start "
-               "on %s%s\n",
+               "on %s, steering %s%s\n",
                ep->local_.to_string().c_str(), to_string(first.path()),
                why.c_str(), gso,
                first.runner() != nullptr ? "the IO thread" : "CAF workers",
+               ep->steering_.c_str(),
                rt.running() ? "" : "; reading begins when the runtime starts");
   auto* ptr = ep.get();
   rt.attach(std::move(ep));
   return ptr;
+}
+
+void udp_endpoint::steer_to_cpus() {
+  steering_ = to_string(steering::off);
+  if (cfg_.steering != steering::cpu)
+    return;
+  auto n = static_cast<uint32_t>(loops_.size());
+  if (n < 2) {
+    steering_ = "off: one receive thread";
+    return;
+  }
+  // Pin first: a program without pinned threads would only move datagrams
+  // to a thread that runs elsewhere.
+  const auto& calls = detail::current_socket_calls();
+  auto cpus = detail::allowed_cpus();
+  std::string why;
+  uint32_t pinned = 0;
+  for (; pinned < n; ++pinned) {
+    int cpu = detail::steering_cpu(pinned, n, cpus);
+    if (int rc = detail::pin_thread(calls, loops_[pinned]->native_thread(),
+                                    cpu);
+        rc != 0) {
+      why = "pinning a thread to CPU " + std::to_string(cpu)
+            + " failed: " + std::strerror(-rc);
+      break;
+    }
+    loops_[pinned]->set_pinned_cpu(cpu);
+  }
+  if (why.empty()) {
+    int rc = detail::attach_cpu_steering(calls, loops_.front()->socket().fd(),
+                                         n);
+    if (rc == 0) {
+      steering_ = to_string(steering::cpu);
+      return;
+    }
+    why = std::string{"SO_ATTACH_REUSEPORT_CBPF refused: "}
+          + std::strerror(-rc);
+  }
+  // The kernel's hash spreads datagrams instead; threads run anywhere.
+  for (uint32_t i = 0; i < pinned; ++i) {
+    detail::unpin_thread(calls, loops_[i]->native_thread(), cpus);
+    loops_[i]->set_pinned_cpu(-1);
+  }
+  steering_ = "off: " + why;
+}
+
+void udp_endpoint::drain_kernel_queue(int64_t deadline_ms) noexcept {
+  // Last socket first: the SO_REUSEPORT group fills the hole a leaving
+  // socket makes with its last member, so leaving in reverse order keeps a
+  // successor's sockets (joined after ours, as many) at their indices and
+  // its CPU steering aligned with its pinned threads.
+  for (auto it = loops_.rbegin(); it != loops_.rend(); ++it) {
+    auto left = (*it)->leave_port();
+    if (!left)
+      std::fprintf(stderr,
+                   "mayfly: %s: cannot leave the port at stop (%s): new "
+                   "datagrams keep arriving until close, which counts "
+                   "them\n",
+                   name().c_str(), left.error().message().c_str());
+    (*it)->begin_drain(static_cast<bool>(left));
+  }
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds(deadline_ms);
+  auto all_drained = [&] {
+    return std::all_of(loops_.begin(), loops_.end(),
+                       [](auto& l) { return l->drained(); });
+  };
+  while (!all_drained() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 udp_endpoint::~udp_endpoint() {
@@ -216,6 +301,8 @@ nlohmann::json udp_endpoint::stats() const {
     {"address", local_.to_string()},
     {"handler", type_->name()},
     {"receive_threads", loops_.size()},
+    {"reuse_port", cfg_.reuse_port || loops_.size() > 1},
+    {"steering", steering_},
     {"receive_path",
      to_string(loops_.empty() ? cfg_.receive_path : loops_.front()->path())},
     {"gso", std::any_of(loops_.begin(), loops_.end(),
@@ -258,6 +345,20 @@ nlohmann::json udp_endpoint::stats() const {
     = ratio(static_cast<int64_t>(packed.bytes),
             static_cast<int64_t>(packed.buffer_bytes));
   doc["gso_batch_avg"] = ratio(sum(detail::gso_segments), sum(detail::gso_sends));
+  // Per thread (the spread steering makes), keyed by socket index: the
+  // Prometheus exposition turns the key into a `thread` label.
+  auto& threads = doc["threads"] = nlohmann::json::object();
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    auto& l = *loops_[i];
+    threads[std::to_string(i)] = {
+      {"cpu", l.pinned_cpu()},
+      {"datagrams_in", l.counters().get(detail::datagrams_in)},
+      {"bytes_in", l.counters().get(detail::bytes_in)},
+      {"datagrams_out", l.counters().get(detail::datagrams_out)},
+      {"kernel_drops", std::max<int64_t>(0, l.socket().kernel_drops())},
+      {"drained_at_stop", l.counters().get(detail::drained_at_stop)},
+    };
+  }
   return doc;
 }
 

@@ -68,10 +68,26 @@
 ///   Datagrams larger than a slot less ~50 bytes of kernel header and
 ///   address are counted as `truncated`.
 ///
-/// **Shutdown.** `stop_receiving` stops reading; `close` sends the last
-/// replies the socket takes and counts what is left: replies
+/// **CPU steering** (`steering::cpu`, with `receive_threads` > 1): a
+/// classic BPF program on the SO_REUSEPORT group picks socket "CPU of the
+/// receive softirq mod receive_threads", and each loop's thread is pinned
+/// to such a CPU, so a datagram is read on the CPU that took its packet
+/// (net/internal/steering.hpp). Where the kernel refuses the program or the
+/// pinning, the kernel's hash spreads datagrams as without steering; one
+/// log line and the "steering" statistic say why.
+///
+/// **Shutdown and hand-over.** `drain_kernel_queue` (first thing in
+/// `runtime::stop()`) makes every socket leave the port: it is connected to
+/// its own address, which no client sends from, so the kernel stops
+/// queueing new datagrams to it (they go to the other sockets of the port,
+/// e.g. a successor process's with `reuse_port`, or are refused) while
+/// what it already queued stays and is read, answered and counted as
+/// `drained_at_stop`. Then `stop_receiving` stops reading; `close` sends
+/// the last replies the socket takes and counts what is left: replies
 /// (`shutdown_reply_drops`), held datagrams (`shutdown_drops`) and what the
-/// kernel still queued for the socket (`left_in_kernel_at_close`).
+/// kernel still queued for the socket (`left_in_kernel_at_close`, 0 after a
+/// complete drain). docs/guide.md, "Restarting without losing datagrams",
+/// has the operator's procedure and the kernel behaviour it relies on.
 ///
 /// Endpoints are owned by the runtime (`udp_endpoint::open` attaches them),
 /// so they outlive every handler that could reply through them.
@@ -126,6 +142,18 @@ enum class handler_start : uint8_t {
 /// "io_thread" or "workers".
 const char* to_string(handler_start s) noexcept;
 
+/// Which socket of an endpoint's SO_REUSEPORT group reads a datagram.
+enum class steering : uint8_t {
+  /// The kernel's hash of the peer's address and port (default).
+  off,
+  /// The socket of the CPU that took the packet; threads pinned. See file
+  /// comment.
+  cpu,
+};
+
+/// "off" or "cpu".
+const char* to_string(steering s) noexcept;
+
 /// Configuration of one endpoint; the "net" section of a configuration file
 /// holds the same fields (except `address`).
 struct endpoint_config {
@@ -133,6 +161,11 @@ struct endpoint_config {
   udp_address address;
   /// IO threads (one socket each, SO_REUSEPORT when > 1).
   uint32_t receive_threads = 1;
+  /// SO_REUSEPORT even with one thread: another process of the same user
+  /// can bind the port too, e.g. the successor in a restart without a gap.
+  bool reuse_port = false;
+  /// Which thread reads a datagram when there are several (`steering`).
+  mayfly::steering steering = mayfly::steering::off;
   /// Datagrams per recvmmsg / sendmmsg call.
   uint32_t batch = 32;
   /// SO_RCVBUF in bytes (SO_RCVBUFFORCE as root); 0: kernel default.
@@ -188,17 +221,24 @@ public:
 
   std::string name() const override;
   void start_receiving() noexcept override;
+  /// Leaves the port and dispatches what the kernel queued (file comment);
+  /// returns when every loop found its socket empty, or after
+  /// `deadline_ms`.
+  void drain_kernel_queue(int64_t deadline_ms) noexcept override;
   void stop_receiving() noexcept override;
   void close() noexcept override;
   nlohmann::json stats() const override;
 
 private:
   udp_endpoint(handler_type& type, endpoint_config cfg);
+  void steer_to_cpus();
 
   handler_type* type_;
   endpoint_config cfg_;
   udp_address local_;
   std::vector<std::unique_ptr<detail::io_loop>> loops_;
+  /// "cpu", "off", or "off: why" when steering was asked for and refused.
+  std::string steering_;
 };
 
 } // namespace mayfly

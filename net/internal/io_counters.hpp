@@ -44,6 +44,8 @@ namespace mayfly::detail {
   X(source_table_evictions, "source buckets in debt evicted for a new source") \
   X(paused, "datagrams held while handlers were at their bound")               \
   X(shutdown_drops, "datagrams read but not dispatched: runtime stopping")     \
+  X(drained_at_stop, "datagrams read after the socket left the port at "   \
+                     "stop: queued before, answered as usual")                \
   X(left_in_kernel_at_close, "datagrams still queued in the socket (or "       \
                              "its ring) when the endpoint closed")             \
   /* replier */                                                                \

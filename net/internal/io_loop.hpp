@@ -27,6 +27,8 @@
 // `stop_receiving`, `close` from the controlling thread; statistics from
 // any thread.
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -64,6 +66,36 @@ public:
   void start_receiving() noexcept;
   void stop_receiving() noexcept;
   void close() noexcept;
+
+  /// Stop: the socket has left the port (`udp_socket::leave_port`, done by
+  /// the endpoint, or not when `left` is false); read what the kernel
+  /// queued until the socket is found empty at least kDetachGraceMs after
+  /// the request (a datagram the kernel was delivering as the socket left
+  /// still lands), then `drained()` turns true. Reading goes on normally
+  /// until `stop_receiving`. Without `left`, or before the runtime runs,
+  /// nothing is drained: `drained()` at once.
+  void begin_drain(bool left) noexcept;
+
+  /// `udp_socket::leave_port` on the loop's socket (controlling thread).
+  result<bool> leave_port() noexcept {
+    return sock_.leave_port();
+  }
+  bool drained() const noexcept {
+    return drained_.load(std::memory_order_acquire);
+  }
+
+  /// The IO thread (for pinning; valid after `start`).
+  pthread_t native_thread() noexcept {
+    return thread_.native_handle();
+  }
+
+  /// The CPU the IO thread is pinned to, -1: not pinned (statistics).
+  int pinned_cpu() const noexcept {
+    return pinned_cpu_.load(std::memory_order_relaxed);
+  }
+  void set_pinned_cpu(int cpu) noexcept {
+    pinned_cpu_.store(cpu, std::memory_order_relaxed);
+  }
 
   bool send(const datagram& request, slice payload,
             const caf::execution_unit* caller) noexcept override;
@@ -127,6 +159,7 @@ private:
   void idle(bool short_wait, bool want_read) noexcept;
   void note_work() noexcept;
   void release_idle() noexcept;
+  void drain_step(recv_status status, int64_t before) noexcept;
 
   runtime* rt_;
   endpoint_config cfg_;
@@ -146,6 +179,14 @@ private:
   std::atomic<bool> receiving_{true};
   std::atomic<bool> receive_stopped_{false}; // the IO thread saw !receiving_
   std::atomic<bool> closed_{false};
+  std::atomic<int> pinned_cpu_{-1};
+
+  // Drain at stop (begin_drain): requested by the controlling thread, done
+  // when the IO thread found the socket empty after the grace period.
+  static constexpr int64_t kDetachGraceMs = 10;
+  std::atomic<bool> drain_requested_{false};
+  std::atomic<bool> drained_{false};
+  int64_t drain_since_ns_ = 0; // IO thread: when it first saw the request
 
   // Idle: after kQuietMs without work the loop gives back what it holds
   // ready (receive slots, partly filled send buffers) before sleeping on.

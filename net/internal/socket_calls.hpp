@@ -9,6 +9,8 @@
 // inject what the kernel can do (EAGAIN, EINTR, ENOBUFS, EMSGSIZE,
 // ECONNREFUSED, a partial sendmmsg, MSG_TRUNC, MSG_CTRUNC) and check that
 // every datagram is delivered, retried or counted under a named reason.
+// CPU steering (steering.hpp) attaches its program and pins its threads
+// through the same table, so a test can make the kernel refuse either.
 // Each call is made with MSG_DONTWAIT and returns what the kernel returned
 // or -errno: errno as a value, never read twice.
 //
@@ -16,6 +18,8 @@
 // (`current_socket_calls`); replacing it affects loops opened afterwards.
 // Cost: one indirect call per batch.
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 namespace mayfly::detail {
@@ -26,7 +30,24 @@ struct socket_calls {
   int (*recvmmsg)(int fd, mmsghdr* msgs, unsigned n) noexcept;
   /// sendmmsg(fd, msgs, n, MSG_DONTWAIT): messages sent, or -errno.
   int (*sendmmsg)(int fd, mmsghdr* msgs, unsigned n) noexcept;
+  /// setsockopt(fd, level, name, value, len): 0, or -errno. Null: the
+  /// kernel's (a table that only fakes the data path leaves it out).
+  int (*setsockopt)(int fd, int level, int name, const void* value,
+                    socklen_t len) noexcept
+    = nullptr;
+  /// pthread_setaffinity_np(thread, cpus): 0, or the error number negated.
+  /// Null: the real one.
+  int (*set_affinity)(pthread_t thread, const cpu_set_t& cpus) noexcept
+    = nullptr;
 };
+
+/// `calls.setsockopt`, or the kernel's when the table has none.
+int call_setsockopt(const socket_calls& calls, int fd, int level, int name,
+                    const void* value, socklen_t len) noexcept;
+
+/// `calls.set_affinity`, or the real one when the table has none.
+int call_set_affinity(const socket_calls& calls, pthread_t thread,
+                      const cpu_set_t& cpus) noexcept;
 
 /// The kernel's own calls.
 const socket_calls& real_socket_calls() noexcept;

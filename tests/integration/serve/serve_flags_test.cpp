@@ -1,5 +1,6 @@
-// The example programs with bad flag values and with signals, as an operator
-// would run them (issue 18 items 5 and 6, issue 15 item 7). Each bad value
+// The example programs with bad flag values, with signals, and restarted
+// under load with a successor taking the port over (issue 18 items 5 and 6,
+// issue 15 item 7, issue 16 part 4), as an operator would run them. Each bad value
 // must end the program with exit status 2 and a message naming the value;
 // SIGHUP, SIGUSR1 and SIGUSR2 must leave a running service serving.
 
@@ -10,8 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <linux/sock_diag.h>
+#include <regex>
+#include <set>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -317,6 +323,130 @@ TEST(ServeSignals, SighupReloadsTheDnsZoneAndABadZoneKeepsTheOld) {
   dns.signal(SIGTERM);
   EXPECT_EQ(dns.wait(30s), 0) << dns.err();
   ::unlink(path.c_str());
+}
+
+// -- hand-over under load (issue 16 part 4) ------------------------------------
+
+// The number `pattern`'s group matches first in a summary, or -1.
+long long summary_number(const std::string& err, const std::string& pattern) {
+  std::smatch m;
+  std::regex re{pattern};
+  if (!std::regex_search(err, m, re))
+    return -1;
+  return std::stoll(m[1]);
+}
+
+mayfly::udp_address listening_address(const std::string& out) {
+  auto at = out.find("listening on udp ") + 17;
+  auto addr = mayfly::udp_address::parse(out.substr(at, out.find(' ', at) - at));
+  return addr ? *addr : mayfly::udp_address{};
+}
+
+// A client sends at a fixed, bounded rate (20k datagrams/s for 3 s) while
+// process B starts on the same port with --reuse-port and process A gets
+// SIGTERM. Every datagram the kernel accepted is answered by A or B, or
+// counted as a kernel drop; A leaves nothing in its queue at close.
+TEST(ServeHandover, ASuccessorTakesThePortWithoutLosingADatagram) {
+  child a{MAYFLY_ECHO_BIN, {"--port", "0", "--reuse-port", "--workers", "1"}};
+  ASSERT_TRUE(a.wait_for("listening on udp ")) << a.err();
+  auto addr = listening_address(a.out());
+  ASSERT_NE(addr.family(), AF_UNSPEC) << a.out();
+  auto port = std::to_string(addr.port());
+
+  // Several client sockets (source ports), so that the kernel's hash
+  // spreads them over A's and B's sockets while both are on the port.
+  constexpr size_t kClients = 8;
+  std::vector<int> fds;
+  for (size_t i = 0; i < kClients; ++i) {
+    int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    int size = 4 << 20;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+    ASSERT_EQ(::connect(fd, addr.sockaddr_ptr(), addr.size()), 0);
+    fds.push_back(fd);
+  }
+  constexpr uint32_t kRate = 20000;       // datagrams per second
+  constexpr uint32_t kTotal = 3 * kRate;  // ~3 s
+  std::atomic<uint32_t> sent{0};
+  std::atomic<uint32_t> refused{0};
+  std::atomic<bool> sending{true};
+  std::set<uint32_t> answered;
+  std::thread receiver{[&] {
+    // Until 2 s after the last send.
+    auto quiet_until = steady::now() + 3600s;
+    std::vector<pollfd> polls;
+    for (int fd : fds)
+      polls.push_back({fd, POLLIN, 0});
+    uint32_t seq = 0;
+    while (steady::now() < quiet_until) {
+      if (!sending.load() && quiet_until > steady::now() + 2s)
+        quiet_until = steady::now() + 2s;
+      if (::poll(polls.data(), polls.size(), 50) < 1)
+        continue;
+      for (int fd : fds)
+        while (::recv(fd, &seq, sizeof(seq), MSG_DONTWAIT) == sizeof(seq))
+          answered.insert(seq);
+    }
+  }};
+  std::thread sender{[&] {
+    auto start = steady::now();
+    for (uint32_t i = 0; i < kTotal; ++i) {
+      // In steps of 1 ms: 20 datagrams each.
+      if (i % (kRate / 1000) == 0)
+        std::this_thread::sleep_until(start + std::chrono::microseconds(
+                                                uint64_t{i} * 1000000 / kRate));
+      if (::send(fds[i % kClients], &i, sizeof(i), 0) == sizeof(i))
+        sent.fetch_add(1);
+      else
+        refused.fetch_add(1); // ECONNREFUSED: a gap with no socket on the port
+    }
+    sending.store(false);
+  }};
+  // B starts while the client sends; once it listens, A is told to stop.
+  std::this_thread::sleep_for(500ms);
+  child b{MAYFLY_ECHO_BIN,
+          {"--port", port, "--reuse-port", "--workers", "1"}};
+  ASSERT_TRUE(b.wait_for("listening on udp ")) << b.err();
+  a.signal(SIGTERM);
+  EXPECT_EQ(a.wait(30s), 0) << a.err();
+  sender.join();
+  receiver.join();
+  b.signal(SIGTERM);
+  EXPECT_EQ(b.wait(30s), 0) << b.err();
+
+  // Drops the kernel counted: at the servers' sockets (their summaries)
+  // and at the client's socket (replies).
+  long long client_drops = 0;
+  for (int fd : fds) {
+    uint32_t mem[SK_MEMINFO_VARS] = {};
+    socklen_t len = sizeof(mem);
+    ASSERT_EQ(::getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len), 0);
+    client_drops += mem[SK_MEMINFO_DROPS];
+    ::close(fd);
+  }
+  auto a_err = a.err();
+  auto b_err = b.err();
+  long long a_drops = summary_number(a_err, "kernel drops (\\d+)");
+  long long b_drops = summary_number(b_err, "kernel drops (\\d+)");
+  long long a_in = summary_number(a_err, ": in (\\d+)");
+  long long b_in = summary_number(b_err, ": in (\\d+)");
+  long long a_left = summary_number(a_err, "left in the kernel queue (\\d+)");
+  long long a_drained = summary_number(a_err, "\\((\\d+) read after leaving");
+  ASSERT_GE(a_drops, 0) << a_err;
+  ASSERT_GE(b_drops, 0) << b_err;
+  ASSERT_GE(a_left, 0) << a_err;
+  std::printf("hand-over: sent %u, refused %u, answered %zu; A read %lld "
+              "(%lld after leaving the port), B read %lld; kernel drops A "
+              "%lld, B %lld, client %lld; left in A's queue %lld\n",
+              sent.load(), refused.load(), answered.size(), a_in, a_drained,
+              b_in, a_drops, b_drops, client_drops, a_left);
+  EXPECT_EQ(refused.load(), 0u);
+  EXPECT_EQ(a_left, 0) << a_err;
+  EXPECT_GT(b_in, 0) << b_err;
+  EXPECT_EQ(static_cast<long long>(answered.size()) + a_drops + b_drops
+              + client_drops,
+            static_cast<long long>(sent.load()))
+    << a_err << b_err;
 }
 
 } // namespace
