@@ -1,6 +1,9 @@
 // A small service for the stats page test (stats_page_test.sh): an echo
 // endpoint and a stats endpoint on 127.0.0.1 (ports chosen by the kernel),
-// and a loop sending it traffic, for a bounded time.
+// and a loop sending it traffic, for a bounded time. The echo handler also
+// forwards a slice of each datagram to a long-lived "keeper" that keeps the
+// latest 32 (too large for the detach policy: they pin their datagrams), so
+// that the page's holder table has a holder to show.
 //
 //   stats_page_server [seconds]     (default 60, at most 600)
 //
@@ -19,6 +22,9 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <caf/all.hpp>
 
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
@@ -60,6 +66,17 @@ void traffic(const udp_address& to, const std::atomic<bool>& done) {
   ::close(fd);
 }
 
+// Keeps the latest `kKept` slices it is sent. (The int works around CAF
+// 0.17.6's argument-less function-based spawn.)
+caf::behavior keeper(caf::event_based_actor*, int) {
+  constexpr size_t kKept = 32;
+  auto kept = std::make_shared<std::vector<slice>>(kKept);
+  auto next = std::make_shared<size_t>(0);
+  return {[kept, next](const slice& s) {
+    (*kept)[(*next)++ % kKept] = s;
+  }};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -84,12 +101,15 @@ int main(int argc, char** argv) {
   auto& rt = **made;
   // Echo, with a few temporaries in the arena (a copy of the payload and a
   // scratch area of varying size) so that the arena chart has data.
-  auto& echo = rt.add_handler("echo", [](handler_context& ctx,
-                                         const datagram& d) {
+  auto kept = rt.spawn(keeper, 0);
+  rt.mark_long_lived(kept, "page keeper");
+  auto& echo = rt.add_handler("echo", [kept](handler_context& ctx,
+                                             const datagram& d) {
     auto copy = ctx.arena().copy(d.payload.view());
     [[maybe_unused]] auto* scratch
       = ctx.arena().try_allocate(64 + copy.size() * (copy.size() % 4));
     ctx.reply(d.payload);
+    ctx.send(kept, d.payload); // >= 64 bytes, above max_slice_bytes: as is
   });
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");

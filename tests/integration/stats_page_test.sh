@@ -6,8 +6,9 @@
 # Starts SERVER (tests/integration/stats_page_server.cpp: echo endpoint,
 # stats endpoint and traffic on 127.0.0.1), loads its page in Chromium with a
 # virtual time budget of 5 s, and checks in the dumped DOM that the page
-# polled /stats several times without error, drew all five charts, showed the
-# runtime running and a datagram rate above zero. Then takes a screenshot
+# polled /stats several times without error, drew all five charts, filled
+# the holder table (with the server's long-lived keeper), showed the runtime
+# running and a datagram rate above zero. Then takes a screenshot
 # (OUTDIR/stats_page.png, for a human to look at) and stops the server, whose
 # exit status says whether the runtime's balances were zero. Everything stays
 # on loopback; every wait is bounded. tools/test-all.sh installs chromium and
@@ -89,8 +90,17 @@ for chart in datagrams inflight pools arenas pinned; do
   [[ $n -ge 2 ]] || fail "chart $chart drawn $n times (want >= 2)"
 done
 grep -q '<canvas' "$out/dom.html" || fail "no canvas in the page"
-# (The holder table of issue 17 is not on the page yet: when it is, check
-# here that it has rows while the traffic runs.)
+# The holder table (issue 17): filled while the traffic runs, with the
+# server's long-lived keeper among its rows.
+holders=$(grep -o '<section[^>]*id="holders"[^>]*>' "$out/dom.html" || true)
+[[ -n $holders ]] || fail "no holder table on the page"
+rows=$(grep -o 'data-rows="[0-9]*"' <<<"$holders" | grep -o '[0-9][0-9]*' || echo 0)
+filled=$(grep -o 'data-filled="[0-9]*"' <<<"$holders" | grep -o '[0-9][0-9]*' || echo 0)
+echo "holder table: $rows rows, filled $filled times"
+[[ $rows -ge 1 ]] || fail "holder table has $rows rows (want >= 1)"
+[[ $filled -ge 2 ]] || fail "holder table filled $filled times (want >= 2)"
+grep -q '<td>page keeper</td>' "$out/dom.html" ||
+  fail "holder table does not list the long-lived 'page keeper'"
 
 # -- a screenshot, for a human ------------------------------------------------------
 (cd "$out" && timeout 120 "${chrome[@]}" --hide-scrollbars \
