@@ -254,12 +254,7 @@ protected:
 
   void TearDown() override {
     sink.take();
-    if (rt) {
-      rt->stop();
-      EXPECT_TRUE(rt->balance().zero()) << rt->balance().to_json().dump();
-      rt.reset();
-    }
-    EXPECT_EQ(slice::live_count(), 0);
+    test::stop_and_expect_balanced(rt);
   }
 
   caf::scheduler::test_coordinator& sched() {

@@ -23,19 +23,8 @@
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
+#include "exposition.hpp"
 #include "udp_client.hpp"
-
-namespace mayfly::test {
-
-// Defined in prometheus_test.cpp (same test binary).
-struct exposition {
-  std::map<std::string, std::string> types;
-  std::map<std::string, double> series;
-  std::string error;
-};
-exposition parse_exposition(const std::string& text);
-
-} // namespace mayfly::test
 
 namespace {
 

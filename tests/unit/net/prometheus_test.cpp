@@ -15,16 +15,9 @@
 
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
+#include "exposition.hpp"
 
 namespace mayfly::test {
-
-/// What `parse_exposition` found: the type of every family, the value of
-/// every series (keyed "name{labels as written}"), the first error.
-struct exposition {
-  std::map<std::string, std::string> types;
-  std::map<std::string, double> series;
-  std::string error;
-};
 
 namespace {
 

@@ -29,19 +29,8 @@
 #include "tests/support/small_runtime.hpp"
 #include <mayfly/net/stats_page.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
+#include "exposition.hpp"
 #include "udp_client.hpp"
-
-namespace mayfly::test {
-
-// Defined in prometheus_test.cpp (same test binary).
-struct exposition {
-  std::map<std::string, std::string> types;
-  std::map<std::string, double> series;
-  std::string error;
-};
-exposition parse_exposition(const std::string& text);
-
-} // namespace mayfly::test
 
 namespace {
 
