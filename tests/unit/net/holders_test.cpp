@@ -19,6 +19,7 @@
 
 #include <caf/all.hpp>
 
+#include <mayfly/actors/messages.hpp>
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
