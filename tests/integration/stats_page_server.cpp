@@ -1,9 +1,10 @@
 // A small service for the stats page test (stats_page_test.sh): an echo
 // endpoint and a stats endpoint on 127.0.0.1 (ports chosen by the kernel),
 // and a loop sending it traffic, for a bounded time. The echo handler also
-// forwards a slice of each datagram to a long-lived "keeper" that keeps the
-// latest 32 (too large for the detach policy: they pin their datagrams), so
-// that the page's holder table has a holder to show.
+// forwards each datagram to a long-lived "keeper" that keeps the latest 32
+// it got as they are (over max_slice_bytes: they pin their datagrams), so
+// that the page's holder table has a holder to show, and the latest 32
+// copies the detach policy made of the small ones.
 //
 //   stats_page_server [seconds]     (default 60, at most 600)
 //
@@ -67,14 +68,24 @@ void traffic(const udp_address& to, const std::atomic<bool>& done) {
   ::close(fd);
 }
 
-// Keeps the latest `kKept` slices it is sent. (The int works around CAF
-// 0.17.6's argument-less function-based spawn.)
+// Keeps the latest `kKept` slices it is sent as they are (pool slots: the
+// holder table shows them) and, apart, the latest `kKept` copies the detach
+// policy made of small ones, so that the copies never push the pinned ones
+// out. (The int works around CAF 0.17.6's argument-less function spawn.)
 caf::behavior keeper(caf::event_based_actor*, int) {
   constexpr size_t kKept = 32;
-  auto kept = std::make_shared<std::vector<slice>>(kKept);
-  auto next = std::make_shared<size_t>(0);
-  return {[kept, next](const slice& s) {
-    (*kept)[(*next)++ % kKept] = s;
+  struct rings {
+    std::vector<slice> pinned = std::vector<slice>(kKept);
+    std::vector<slice> copies = std::vector<slice>(kKept);
+    size_t next_pinned = 0;
+    size_t next_copy = 0;
+  };
+  auto kept = std::make_shared<rings>();
+  return {[kept](const slice& s) {
+    if (s.pooled())
+      kept->pinned[kept->next_pinned++ % kKept] = s;
+    else
+      kept->copies[kept->next_copy++ % kKept] = s;
   }};
 }
 
@@ -110,7 +121,7 @@ int main(int argc, char** argv) {
     [[maybe_unused]] auto* scratch
       = ctx.arena().try_allocate(64 + copy.size() * (copy.size() % 4));
     ctx.reply(d.payload);
-    ctx.send(kept, d.payload); // >= 64 bytes, above max_slice_bytes: as is
+    ctx.send(kept, d.payload); // 64..511 bytes: copied up to 128, else as is
   });
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");
