@@ -20,6 +20,14 @@ const char* to_string(worker_idle x) noexcept {
   return x == worker_idle::poll ? "poll" : "block";
 }
 
+std::optional<error_info> check_detach_config(const detach_config& cfg) {
+  if (cfg.max_slice_bytes < cfg.min_binary_bytes)
+    return std::nullopt;
+  return error_info{errc::invalid_config,
+                    "must be below runtime.detach.min_binary_bytes", 0,
+                    "runtime.detach.max_slice_bytes"};
+}
+
 result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
                                             runtime_config cfg) {
   config_reader top{doc, ""};
@@ -32,7 +40,7 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
   config_reader rt{rt_json, "runtime"};
   rt.only({"workers", "max_throughput", "max_in_flight", "overload",
            "shutdown_deadline_ms", "worker_idle", "stall_threshold_ms",
-           "latency_histograms"})
+           "latency_histograms", "detach", "top_holders"})
     .read("workers", cfg.workers, 0, 1024)
     .read("max_throughput", cfg.max_throughput, 1)
     .read("max_in_flight", cfg.max_in_flight, 1, 1u << 24)
@@ -44,9 +52,20 @@ result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
     .read("latency_histograms", cfg.latency_histograms)
     .choose("worker_idle", cfg.idle,
             {{"poll", worker_idle::poll}, {"block", worker_idle::block}},
-            "expected \"poll\" or \"block\"");
+            "expected \"poll\" or \"block\"")
+    .read("top_holders", cfg.top_holders, 1, 1000);
+  const auto& detach_json = rt.object("detach");
   if (!rt.ok())
     return rt.error();
+  config_reader detach{detach_json, "runtime.detach"};
+  detach.only({"enabled", "max_slice_bytes", "min_binary_bytes"})
+    .read("enabled", cfg.detach.enabled)
+    .read("max_slice_bytes", cfg.detach.max_slice_bytes, 0, 1u << 20)
+    .read("min_binary_bytes", cfg.detach.min_binary_bytes, 1);
+  if (!detach.ok())
+    return detach.error();
+  if (auto err = check_detach_config(cfg.detach))
+    return *err;
   auto mem = parse_memory_config(mem_json, cfg.memory, "memory");
   if (!mem)
     return mem.error();

@@ -21,12 +21,14 @@
 /// Defaults (docs/guide.md, "Configuration"): workers = number of cores,
 /// max_throughput = 64 messages per actor per scheduling, max_in_flight =
 /// 4096 handlers per handler type, overload = pause, shutdown deadline 5 s,
-/// memory as in runtime/config.hpp.
+/// detach = {enabled, max_slice_bytes 128, min_binary_bytes 1024},
+/// top_holders = 10, memory as in runtime/config.hpp.
 ///
 /// Errors name the field, e.g. `runtime.max_in_flight: value out of range`.
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -59,6 +61,22 @@ enum class worker_idle : uint8_t {
   block,
 };
 
+/// The detach policy's rule (actors/detach_policy.hpp): a slice sent to an
+/// actor marked long-lived (`runtime::mark_long_lived`) that views at most
+/// `max_slice_bytes` of a binary of at least `min_binary_bytes` is copied
+/// out when it is sent. JSON: "runtime": {"detach": {...}}.
+struct detach_config {
+  /// Off: slices go to long-lived actors as they are (their binaries are
+  /// still attributed to the actor in the top-holders report).
+  bool enabled = true;
+  /// Slices viewing at most this many bytes are copied out; must be below
+  /// `min_binary_bytes`.
+  uint32_t max_slice_bytes = 128;
+  /// ... when their binary holds at least this many bytes (a slot size: the
+  /// standard class's 2 KiB slots qualify by default).
+  uint32_t min_binary_bytes = 1024;
+};
+
 /// Configuration of a runtime. See file comment.
 struct runtime_config {
   /// CAF worker threads; 0 means one per core.
@@ -82,6 +100,11 @@ struct runtime_config {
   /// Use CAF's deterministic test coordinator instead of worker threads
   /// (tests only: nothing runs until the test steps the scheduler).
   bool testing_scheduler = false;
+  /// The detach policy for slices sent to long-lived actors.
+  detach_config detach;
+  /// Holders listed by name in the top-holders report ("holders" in the
+  /// statistics); the rest are summed as "(other)".
+  uint32_t top_holders = 10;
   /// Pool sizes.
   memory_config memory;
   /// Called with the CAF configuration of an owned actor system just before
@@ -97,6 +120,11 @@ struct runtime_config {
 /// "net" and "stats" are left to the network layer.
 result<runtime_config> parse_runtime_config(const nlohmann::json& doc,
                                             runtime_config defaults = {});
+
+/// Why `cfg` is not a usable rule (`max_slice_bytes` must be below
+/// `min_binary_bytes`: a slice copied out is smaller than its binary), or
+/// nothing. The error names the field ("runtime.detach.max_slice_bytes").
+std::optional<error_info> check_detach_config(const detach_config& cfg);
 
 /// Reads and parses a JSON file. Errors name the file for I/O and syntax
 /// errors and the field for invalid values.

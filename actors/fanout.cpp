@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include <mayfly/actors/handler.hpp>
+
 namespace mayfly {
 
 uint64_t key_hash_seed() noexcept {
@@ -10,6 +12,12 @@ uint64_t key_hash_seed() noexcept {
     return (uint64_t{rd()} << 32) ^ rd();
   }();
   return seed;
+}
+
+fanout::fanout(handler_context& ctx,
+               const std::vector<caf::actor>& destinations, const slice& source)
+  : fanout(ctx.arena(), destinations, source) {
+  policy_ = &detail::detach_policy_of(ctx.runtime());
 }
 
 key_table::key_table(size_t max_keys) : max_keys_(max_keys) {

@@ -50,6 +50,7 @@
 #include <caf/send.hpp>
 #include <caf/serializer.hpp>
 
+#include <mayfly/actors/detach_policy.hpp>
 #include <mayfly/actors/messages.hpp>
 
 #include <mayfly/runtime/arena.hpp>
@@ -57,6 +58,8 @@
 #include <mayfly/runtime/slice.hpp>
 
 namespace mayfly {
+
+class handler_context;
 
 /// The process-wide seed of `key_hash` (random, fixed at first use).
 uint64_t key_hash_seed() noexcept;
@@ -188,8 +191,19 @@ typename Inspector::result_type inspect(Inspector& f, key_batch& x) {
 /// a queued batch does not keep the handler alive; order between one
 /// handler and one destination is kept. Cost per item: one `key_hash`, a
 /// 24-byte store; per batch: one refcount increment, one CAF message.
+///
+/// Built from a `handler_context`, a fanout applies the runtime's detach
+/// policy (actors/detach_policy.hpp) to each batch it sends to an actor
+/// marked long-lived: a batch whose keys add up to at most
+/// `max_slice_bytes` of a large binary carries a packed copy of its keys
+/// instead of a reference to the datagram. Per batch: one table lookup.
 class fanout {
 public:
+  /// `ctx`: the handler (its arena, and its runtime's detach policy).
+  /// `destinations` and `source` must outlive the fanout.
+  fanout(handler_context& ctx, const std::vector<caf::actor>& destinations,
+         const slice& source);
+
   /// `source`: the binary every key added lies in (the datagram's payload).
   /// `destinations` and `source` must outlive the fanout.
   fanout(arena& mem, const std::vector<caf::actor>& destinations,
@@ -242,7 +256,11 @@ public:
 private:
   void send(size_t index) {
     auto* batch = batches_[index];
-    caf::anon_send((*dests_)[index], std::move(*batch));
+    auto& dest = (*dests_)[index];
+    if (policy_ != nullptr)
+      if (auto tag = policy_->holder_of(dest); tag != 0)
+        policy_->prepare(tag, *batch);
+    caf::anon_send(dest, std::move(*batch));
     batch->source.reset(); // moved-from already; make it explicit
     batch->size = 0;
     ++messages_;
@@ -252,6 +270,7 @@ private:
   const std::vector<caf::actor>* dests_;
   const slice* source_;
   key_batch** batches_;
+  detach_policy* policy_ = nullptr; // none: built from an arena alone
   size_t messages_ = 0;
 };
 

@@ -59,6 +59,7 @@
 #include <nlohmann/json.hpp>
 
 #include <mayfly/actors/datagram.hpp>
+#include <mayfly/actors/detach_policy.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/counters.hpp>
 #include <mayfly/runtime/latency_histogram.hpp>
@@ -72,6 +73,17 @@ class runtime;
 namespace detail {
 class handler_actor;
 class stall_watchdog;
+
+/// The runtime's detach policy (defined with the runtime).
+mayfly::detach_policy& detach_policy_of(runtime& rt) noexcept;
+
+/// Whether a message argument of type `T` can pin a binary (the detach
+/// policy looks at these).
+template <class T>
+constexpr bool may_pin_v = std::is_same<std::decay_t<T>, slice>::value
+                           || std::is_same<std::decay_t<T>, key_batch>::value
+                           || std::is_same<std::decay_t<T>, slice_batch>::value;
+
 } // namespace detail
 
 /// The user function of a handler type.
@@ -376,9 +388,21 @@ public:
                                                       host()));
   }
 
-  /// Sends a message to another actor (shorthand for `self()->send`).
+  /// Sends a message to another actor (`self()->send`), applying the
+  /// detach policy to slices and batches sent to an actor marked long-lived
+  /// (`runtime::mark_long_lived`, actors/detach_policy.hpp): small slices
+  /// of large binaries are copied out. Other messages and destinations: no
+  /// extra cost but, for a message with a slice, one relaxed load (or one
+  /// table probe while some actor is marked).
   template <class Dest, class... Ts>
   void send(const Dest& dest, Ts&&... xs) {
+    if constexpr ((detail::may_pin_v<Ts> || ...)) {
+      auto& policy = detail::detach_policy_of(*rt_);
+      if (auto tag = policy.holder_of(dest); tag != 0) {
+        self_->send(dest, policy.prepare_argument(tag, std::forward<Ts>(xs))...);
+        return;
+      }
+    }
     self_->send(dest, std::forward<Ts>(xs)...);
   }
 
@@ -411,10 +435,21 @@ public:
   /// request with the handler type's `ask_timeout` and its `error_reply`
   /// on failure (see `pending_answer::then`). The handler stays alive
   /// until the answer comes; its arena and datagram stay valid meanwhile.
+  /// Slices and batches asked of a long-lived actor go through the detach
+  /// policy, as with `send`.
   template <class Dest, class... Ts>
   auto ask(const Dest& dest, Ts&&... xs) {
-    auto handle = self_->request(dest, caf::duration{type_->options().ask_timeout},
-                                 std::forward<Ts>(xs)...);
+    caf::duration timeout{type_->options().ask_timeout};
+    uint32_t tag = 0;
+    if constexpr ((detail::may_pin_v<Ts> || ...))
+      tag = detail::detach_policy_of(*rt_).holder_of(dest);
+    if (tag != 0) {
+      auto& policy = detail::detach_policy_of(*rt_);
+      auto handle = self_->request(
+        dest, timeout, policy.prepare_argument(tag, std::forward<Ts>(xs))...);
+      return pending_answer<decltype(handle)>{this, std::move(handle)};
+    }
+    auto handle = self_->request(dest, timeout, std::forward<Ts>(xs)...);
     return pending_answer<decltype(handle)>{this, std::move(handle)};
   }
 

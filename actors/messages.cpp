@@ -9,9 +9,16 @@
 
 #include <mayfly/actors/errors.hpp>
 #include <mayfly/actors/fanout.hpp>
+#include <mayfly/actors/handler.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 
 namespace mayfly {
+
+batcher::batcher(handler_context& ctx,
+                 const std::vector<caf::actor>& destinations)
+  : batcher(ctx.arena(), destinations) {
+  policy_ = &detail::detach_policy_of(ctx.runtime());
+}
 
 namespace {
 

@@ -57,6 +57,7 @@
 #include <nlohmann/json.hpp>
 
 #include <mayfly/actors/datagram.hpp>
+#include <mayfly/actors/detach_policy.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/fwd.hpp>
 #include <mayfly/runtime/slice.hpp>
@@ -108,6 +109,8 @@ struct slice_batch {
   }
 };
 
+class handler_context;
+
 /// Groups keyed values by destination and sends them as `slice_batch`es.
 /// Lives in a handler; its batches live in the handler's arena. `flush()`
 /// (also run by the destructor) sends what is pending. Not thread-safe: one
@@ -119,9 +122,14 @@ struct slice_batch {
 /// thread drops the last queued batch, typically the receiver's worker:
 /// its memory freed across threads, its exit bookkeeping run there.) Order
 /// between one handler and one destination is kept (CAF mailboxes are
-/// FIFO).
+/// FIFO). Built from a `handler_context`, it applies the runtime's detach
+/// policy to every key of a batch sent to an actor marked long-lived
+/// (actors/detach_policy.hpp).
 class batcher {
 public:
+  /// `ctx`: the handler (its arena and its runtime's detach policy).
+  batcher(handler_context& ctx, const std::vector<caf::actor>& destinations);
+
   /// `mem`: the handler's arena (`ctx.arena()`). `destinations` must
   /// outlive the batcher. One arena allocation per destination used, made
   /// on first use.
@@ -164,7 +172,11 @@ public:
 private:
   void send(size_t index) {
     auto* batch = batches_[index];
-    caf::anon_send((*dests_)[index], std::move(*batch));
+    auto& dest = (*dests_)[index];
+    if (policy_ != nullptr)
+      if (auto tag = policy_->holder_of(dest); tag != 0)
+        policy_->prepare(tag, *batch);
+    caf::anon_send(dest, std::move(*batch));
     batch->size = 0; // moved-from slices are empty
     ++messages_;
   }
@@ -172,6 +184,7 @@ private:
   arena* mem_;
   const std::vector<caf::actor>* dests_;
   slice_batch** batches_;
+  detach_policy* policy_ = nullptr; // none: built from an arena alone
   size_t messages_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include <caf/all.hpp>
@@ -56,10 +57,17 @@ nlohmann::json balance_report::to_json() const {
 
 // -- construction -------------------------------------------------------------------
 
-runtime::runtime(runtime_config cfg) : cfg_(std::move(cfg)) {
+runtime::runtime(runtime_config cfg)
+  : cfg_(std::move(cfg)),
+    detach_(std::make_shared<mayfly::detach_policy>(cfg_.detach)) {
 }
 
 std::optional<error_info> runtime::init_memory() {
+  if (auto err = check_detach_config(cfg_.detach))
+    return err;
+  if (cfg_.top_holders == 0)
+    return error_info{errc::invalid_config, "must be > 0", 0,
+                      "runtime.top_holders"};
   auto buffers = buffer_pools::make(cfg_.memory.buffers);
   if (!buffers) {
     auto err = buffers.error();
@@ -157,24 +165,89 @@ void runtime::init_stats() {
     stats_.add("/arenas", [this] { return arenas_->stats(); }));
   registrations_.push_back(
     stats_.add("/remote", [] { return remote_message_stats(); }));
-  registrations_.push_back(stats_.add("/binaries", [this] {
-    // The oldest live pool binary over all classes, and who holds it.
-    binary_census oldest;
-    for (auto* pool : {&buffers_->standard(), buffers_->jumbo()})
-      if (pool != nullptr) {
-        auto c = pool->census();
-        if (c.live > 0 && c.oldest_age_ns >= oldest.oldest_age_ns)
-          oldest = c;
-      }
+  registrations_.push_back(
+    stats_.add("/binaries", [this] { return binaries_stats(); }));
+  registrations_.push_back(
+    stats_.add("/detach", [this] { return detach_stats(); }));
+  registrations_.push_back(
+    stats_.add("/holders", [this] { return holders_stats(); }));
+}
+
+nlohmann::json runtime::binaries_stats() const {
+  // The oldest live pool binary over all classes, and who holds it.
+  binary_census oldest;
+  for (auto* pool : {&buffers_->standard(), buffers_->jumbo()})
+    if (pool != nullptr) {
+      auto c = pool->census();
+      if (c.live > 0 && c.oldest_age_ns >= oldest.oldest_age_ns)
+        oldest = c;
+    }
+  return {{"live_slices", slice::live_count()},
+          {"viewed_bytes", slice::viewed_bytes()},
+          {"dedicated_live", dedicated_binaries::live()},
+          {"dedicated_bytes", dedicated_binaries::live_bytes()},
+          {"heap_allocations", heap_allocations()},
+          {"oldest_age_ms", static_cast<double>(oldest.oldest_age_ns) / 1e6},
+          {"oldest_holder", holder_name(oldest.oldest_holder)}};
+}
+
+nlohmann::json runtime::detach_stats() const {
+  auto doc = detach_->stats();
+  int64_t early = 0;
+  for (auto* pool : {&buffers_->standard(), buffers_->jumbo()})
+    if (pool != nullptr)
+      early += pool->released_early();
+  doc["binaries_released_early"] = early;
+  return doc;
+}
+
+nlohmann::json runtime::holders_stats() const {
+  // One scan of every pool's headers, summed per holder tag, then per name
+  // (two tags may share a name), ranked by pinned bytes; past top_holders
+  // the rest is summed as "(other)", so /metrics gets a bounded label set.
+  std::vector<holder_usage> by_tag;
+  for (auto* pool : {&buffers_->standard(), buffers_->jumbo()})
+    if (pool != nullptr)
+      pool->census(&by_tag);
+  auto add = [](holder_usage& to, const holder_usage& u) {
+    to.binaries += u.binaries;
+    to.frozen_bytes += u.frozen_bytes;
+    to.pinned_bytes += u.pinned_bytes;
+    to.oldest_age_ns = std::max(to.oldest_age_ns, u.oldest_age_ns);
+  };
+  std::map<std::string, holder_usage> by_name;
+  for (uint32_t tag = 0; tag < by_tag.size(); ++tag) {
+    if (by_tag[tag].binaries == 0)
+      continue;
+    auto name = tag == 0 ? std::string{"(none)"} : holder_name(tag);
+    add(by_name[name.empty() ? std::string{"(unknown)"} : name], by_tag[tag]);
+  }
+  std::vector<std::pair<std::string, holder_usage>> ranked(by_name.begin(),
+                                                           by_name.end());
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& x, const auto& y) {
+                     return x.second.pinned_bytes > y.second.pinned_bytes;
+                   });
+  auto to_json = [](const holder_usage& u) {
     return nlohmann::json{
-      {"live_slices", slice::live_count()},
-      {"viewed_bytes", slice::viewed_bytes()},
-      {"dedicated_live", dedicated_binaries::live()},
-      {"dedicated_bytes", dedicated_binaries::live_bytes()},
-      {"heap_allocations", heap_allocations()},
-      {"oldest_age_ms", static_cast<double>(oldest.oldest_age_ns) / 1e6},
-      {"oldest_holder", holder_name(oldest.oldest_holder)}};
-  }));
+      {"binaries", u.binaries},
+      {"frozen_bytes", u.frozen_bytes},
+      {"pinned_bytes", u.pinned_bytes},
+      {"oldest_age_ms", static_cast<double>(u.oldest_age_ns) / 1e6}};
+  };
+  auto list = nlohmann::json::object();
+  holder_usage other;
+  for (size_t i = 0; i < ranked.size(); ++i) {
+    if (i < cfg_.top_holders)
+      list[ranked[i].first] = to_json(ranked[i].second);
+    else
+      add(other, ranked[i].second);
+  }
+  if (other.binaries > 0)
+    list["(other)"] = to_json(other);
+  return {{"top_n", cfg_.top_holders},
+          {"holders", ranked.size()},
+          {"by_holder", std::move(list)}};
 }
 
 nlohmann::json runtime::runtime_stats() const {
@@ -463,6 +536,34 @@ std::string runtime::holder_name(uint32_t tag) const {
   return tag == 0 || tag > holders_.size() ? std::string{}
                                            : holders_[tag - 1];
 }
+
+uint32_t runtime::mark_long_lived(const caf::actor& actor, std::string name) {
+  if (!actor)
+    return 0;
+  auto tag = holder_tag(std::move(name));
+  return mark_long_lived(actor, tag) ? tag : 0;
+}
+
+bool runtime::mark_long_lived(const caf::actor& actor, uint32_t tag) {
+  if (!actor || tag == 0)
+    return false;
+  auto* ctrl = caf::actor_cast<caf::actor_control_block*>(actor);
+  if (!detach_->mark(ctrl, tag))
+    return false;
+  // Unmarked when it exits (at once if it has exited already). The hook
+  // shares the policy: the actor may outlive this runtime (a borrowed
+  // system), and its control block, our key, is not reused before then.
+  actor->attach_functor([policy = detach_, ctrl] { policy->unmark(ctrl); });
+  return true;
+}
+
+namespace detail {
+
+mayfly::detach_policy& detach_policy_of(runtime& rt) noexcept {
+  return rt.detach();
+}
+
+} // namespace detail
 
 // -- tracking ---------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@
 
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
+#include <mayfly/actors/detach_policy.hpp>
 #include <mayfly/actors/errors.hpp>
 #include <mayfly/actors/handler.hpp>
 #include <mayfly/actors/ingress.hpp>
@@ -198,6 +199,27 @@ public:
   /// The name registered for `tag` ("" for 0 or unknown).
   std::string holder_name(uint32_t tag) const;
 
+  /// Marks `actor` long-lived, as the holder `name` (a new holder tag, which
+  /// it returns): slices that mayfly's send paths (`handler_context::send`
+  /// and `ask`, `fanout`, `batcher`) send to it from now on go through the
+  /// detach policy (actors/detach_policy.hpp, `runtime_config::detach`),
+  /// and binaries it is sent as they are are attributed to `name` in the
+  /// top-holders report. The mark goes when the actor exits (an exit hook:
+  /// one allocation, here). Returns 0, and marks nothing, for an invalid
+  /// handle or when `detach_policy::kMaxLongLived` actors are marked
+  /// (counted as `detach.mark_refused`). Any thread.
+  uint32_t mark_long_lived(const caf::actor& actor, std::string name);
+
+  /// As above with an existing tag (`holder_tag`), so that several actors
+  /// (the members of a supervised group, a restarted actor) count as one
+  /// holder. False when nothing was marked.
+  bool mark_long_lived(const caf::actor& actor, uint32_t tag);
+
+  /// The detach policy and the table of long-lived actors.
+  mayfly::detach_policy& detach() noexcept {
+    return *detach_;
+  }
+
   // -- ingress ----------------------------------------------------------------
 
   /// Takes ownership of `source` (a UDP endpoint, the stats endpoint): its
@@ -265,6 +287,9 @@ private:
   void kill_lingering();
   void stop_long_lived();
   nlohmann::json runtime_stats() const;
+  nlohmann::json binaries_stats() const;
+  nlohmann::json detach_stats() const;
+  nlohmann::json holders_stats() const;
 
   runtime_config cfg_;
   std::atomic<state> state_{state::created};
@@ -287,6 +312,9 @@ private:
 
   std::mutex mtx_;
   std::vector<caf::actor> long_lived_;                          // mtx_
+
+  // Shared with the exit hooks of marked actors (which may outlive us).
+  std::shared_ptr<mayfly::detach_policy> detach_;
 
   mutable std::mutex holders_mtx_;
   std::vector<std::string> holders_; // holders_mtx_; tag i+1 is holders_[i]

@@ -57,6 +57,7 @@ const std::vector<label_rule>& label_rules() {
     {{"pools", "*", "binaries", "refs", "*"}, "refs", metric_kind::gauge},
     {{"net", "*", "responses", "*"}, "code", metric_kind::counter},
     {{"net", "*", "threads", "*"}, "thread", metric_kind::gauge},
+    {{"holders", "by_holder", "*"}, "holder", metric_kind::gauge},
   };
   return rules;
 }
@@ -97,12 +98,12 @@ constexpr time_unit kTimeUnits[] = {
 /// The counter-or-gauge rule of the file comment. `section` is the first
 /// key of the path ("runtime", "pools"...), `key` the leaf's own key.
 metric_kind classify(std::string_view section, std::string_view key) {
-  if (section == "runtime")
+  if (section == "runtime" || section == "holders")
     return metric_kind::gauge;
   static const std::set<std::string_view> exact{
     "capacity",      "in_use",          "in_flight", "live",
     "leases_out",    "blocks_in_use",   "threads",   "schema",
-    "receive_threads"};
+    "receive_threads", "long_lived"};
   if (exact.count(key) > 0)
     return metric_kind::gauge;
   for (auto p : {"peak", "max_", "live_"})

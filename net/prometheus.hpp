@@ -14,16 +14,19 @@
 ///   under `/handlers` (label `handler`), endpoint names under `/net`
 ///   (`endpoint`), size classes under `/pools` (`pool`), reference-count
 ///   buckets under `/pools/<pool>/binaries/refs` (`refs`), status codes
-///   under `/net/<endpoint>/responses` (`code`) and receive threads under
-///   `/net/<endpoint>/threads` (`thread`):
+///   under `/net/<endpoint>/responses` (`code`), receive threads under
+///   `/net/<endpoint>/threads` (`thread`) and holder names under
+///   `/holders/by_holder` (`holder`: at most `runtime.top_holders` names
+///   plus "(other)", so the label set stays bounded):
 ///   `mayfly_handlers_spawned_total{handler="echo"} 12`.
 /// - **Quantiles** (`p50`, `p99`, `max`, or `<name>_p50`... next to each
 ///   other) become one gauge family with a `quantile` label: 0.5, 0.99, and
 ///   1 for the maximum: `mayfly_arenas_bytes_used{quantile="0.99"}`.
 /// - **Counter or gauge.** A leaf is a gauge if it lies under `/runtime`
-///   (configuration and current state), if its key is one of `capacity`,
-///   `in_use`, `in_flight`, `live`, `leases_out`, `blocks_in_use`,
-///   `receive_threads`, `threads`, `schema`, starts with `peak`, `max_` or
+///   (configuration and current state) or `/holders` (a census), if its key
+///   is one of `capacity`, `in_use`, `in_flight`, `live`, `leases_out`,
+///   `blocks_in_use`, `receive_threads`, `threads`, `schema`, `long_lived`,
+///   starts with `peak`, `max_` or
 ///   `live_`, or ends with `_peak`, `_live`, `_size`, `_limit`, `_avg`,
 ///   `_per_datagram`, `_bytes` (a current size; byte *counters* are named
 ///   `bytes_in`/`bytes_out`) or a time unit. Every other number is a

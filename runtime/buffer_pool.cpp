@@ -169,6 +169,7 @@ mutable_buffer buffer_pool::try_acquire() noexcept {
   auto* hdr = &headers_[slot];
   hdr->size.store(0, std::memory_order_relaxed);
   hdr->holder.store(0, std::memory_order_relaxed);
+  hdr->flags.store(0, std::memory_order_relaxed);
   hdr->born_ns.store(0, std::memory_order_relaxed); // set by the first freeze
   // Release: the census reads the fields above after seeing refs > 0.
   hdr->refs.store(1, std::memory_order_release);
@@ -184,10 +185,16 @@ result<mutable_buffer> buffer_pool::acquire() noexcept {
 
 void buffer_pool::release(detail::binary_header* hdr) noexcept {
   MAYFLY_ASSERT(hdr->pool == this);
+  // The last reference is gone (acq_rel in drop_ref): every flag set
+  // through another reference is visible here.
+  auto flags = hdr->flags.load(std::memory_order_relaxed);
+  if ((flags & detail::detached_for_holder) != 0
+      && (flags & detail::sent_to_holder) == 0)
+    early_.add(0);
   slots_->release(hdr->slot);
 }
 
-binary_census buffer_pool::census() const noexcept {
+binary_census buffer_pool::census(std::vector<holder_usage>* by_holder) const {
   binary_census c;
   auto now = now_ns();
   for (uint32_t i = 0; i < slots_->capacity(); ++i) {
@@ -206,10 +213,20 @@ binary_census buffer_pool::census() const noexcept {
     auto bucket = refs <= 1 ? 0 : refs <= 2 ? 1 : refs <= 4 ? 2 : refs <= 8 ? 3 : 4;
     ++c.refs[bucket];
     auto age = now - born;
+    auto holder = h.holder.load(std::memory_order_relaxed);
     if (age > c.oldest_age_ns) {
       c.oldest_age_ns = age;
-      c.oldest_holder = h.holder.load(std::memory_order_relaxed);
+      c.oldest_holder = holder;
       c.oldest_slot = i;
+    }
+    if (by_holder != nullptr) {
+      if (holder >= by_holder->size())
+        by_holder->resize(holder + 1);
+      auto& u = (*by_holder)[holder];
+      ++u.binaries;
+      u.frozen_bytes += h.size.load(std::memory_order_relaxed);
+      u.pinned_bytes += h.capacity;
+      u.oldest_age_ns = std::max(u.oldest_age_ns, age);
     }
   }
   return c;

@@ -25,6 +25,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -132,6 +133,19 @@ struct binary_census {
   uint32_t oldest_slot = slot_pool::kNoSlot;
 };
 
+/// Live binaries of the pools attributed to one holder tag (the tag last
+/// recorded with `slice::mark_holder`), found by the same header scan as
+/// `binary_census`.
+struct holder_usage {
+  uint64_t binaries = 0;     ///< live binaries
+  /// Bytes frozen in them (a datagram's length): what their slices can view
+  /// at most. Per-slice views are not tracked per binary (that would cost
+  /// an atomic on the binary per slice copy); this is the honest bound.
+  uint64_t frozen_bytes = 0;
+  uint64_t pinned_bytes = 0; ///< slot bytes they keep out of the pool
+  int64_t oldest_age_ns = 0; ///< age of the oldest since its first freeze
+};
+
 /// One size class of binaries. See file comment.
 class buffer_pool {
 public:
@@ -157,8 +171,17 @@ public:
     return *slots_;
   }
 
-  /// Scans the headers; see `binary_census`. O(capacity).
-  binary_census census() const noexcept;
+  /// Scans the headers; see `binary_census`. O(capacity). With `by_holder`,
+  /// also adds each live binary to `(*by_holder)[its holder tag]`, growing
+  /// the vector as needed (allocates: for the stats thread).
+  binary_census census(std::vector<holder_usage>* by_holder = nullptr) const;
+
+  /// Binaries returned to this pool that the detach policy released early:
+  /// a slice of theirs was detached on its way to a long-lived actor and
+  /// none went to one as it is (`detail::binary_flags`). Counter.
+  int64_t released_early() const noexcept {
+    return early_.sum(0);
+  }
 
   /// Pool and binary statistics as JSON (docs/stats.md, "pools").
   nlohmann::json stats() const;
@@ -171,6 +194,7 @@ private:
 
   std::unique_ptr<slot_pool> slots_;
   std::unique_ptr<detail::binary_header[]> headers_;
+  sharded_counters<1> early_; // released_early
 };
 
 /// Sizes and capacities of the standard buffer classes.

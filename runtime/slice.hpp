@@ -76,9 +76,12 @@ struct binary_header {
   /// Steady-clock nanoseconds when the first bytes were frozen; 0 while
   /// nothing is (a writable buffer, not yet a binary). Statistics only.
   std::atomic<int64_t> born_ns{0};
-  /// Opaque tag of the latest long-lived holder (set by the actor layer for
-  /// the pinning report; 0: none recorded).
+  /// Opaque tag of the latest holder (set by the actor layer for the
+  /// pinning report and the top holders; 0: none recorded).
   std::atomic<uint32_t> holder{0};
+  /// `binary_flags` bits recorded by the detach policy (actors layer):
+  /// read once when the binary is released. Reset when the slot is reused.
+  std::atomic<uint8_t> flags{0};
   /// Slot index in `pool`; unused when dedicated.
   uint32_t slot = 0;
   /// Owning pool; null for a dedicated allocation.
@@ -87,6 +90,16 @@ struct binary_header {
   std::byte* data = nullptr;
   /// Usable bytes at `data`.
   uint32_t capacity = 0;
+};
+
+/// Bits of `binary_header::flags`.
+enum binary_flags : uint8_t {
+  /// A slice of this binary was copied out (detached) on its way to a
+  /// long-lived actor.
+  detached_for_holder = 1,
+  /// A slice of this binary went to a long-lived actor as it is (not
+  /// detached): a long-lived actor holds, or held, a reference.
+  sent_to_holder = 2,
 };
 
 /// Returns the binary to its pool or frees it. Out of line: the cold path.
@@ -241,6 +254,18 @@ public:
   void mark_holder(uint32_t tag) const noexcept {
     if (owner_)
       owner_->holder.store(tag, std::memory_order_relaxed);
+  }
+
+  /// The binary's holder tag (0: none recorded). For tests and statistics.
+  uint32_t holder() const noexcept {
+    return owner_ ? owner_->holder.load(std::memory_order_relaxed) : 0;
+  }
+
+  /// Sets `detail::binary_flags` bits on the binary (the detach policy's
+  /// record of what it did with slices of it). O(1), one relaxed atomic or.
+  void mark_flags(uint8_t bits) const noexcept {
+    if (owner_)
+      owner_->flags.fetch_or(bits, std::memory_order_relaxed);
   }
 
   // -- sub-slicing (all O(1), no copy, no allocation) -----------------------

@@ -11,9 +11,15 @@
 //   hash, so the aggregator's flat `key_table` does not hash again.
 // - Pinning: an aggregator that stored slices of the datagram as keys would
 //   keep every datagram that introduced a name alive forever (Erlang's
-//   classic binary leak). Its `key_table` copies the name instead. Run with
-//   --pin to see the difference in /stats: pools.standard.binaries.live and
-//   pinned_bytes grow with every new name.
+//   classic binary leak). Its `key_table` copies the name instead, and the
+//   aggregators are marked long-lived (`runtime::mark_long_lived`), so the
+//   runtime's detach policy copies small batches of names out of their
+//   datagrams when they are sent (`runtime.detach` in the configuration).
+//   Run with --pin 1 (the aggregators also keep each new name as a slice)
+//   to see either: with the policy, /stats "detach" counts the copies and
+//   the datagrams' slots go back at once; with "detach": {"enabled": false}
+//   pools.standard.binaries.live and pinned_bytes grow with every new name
+//   and /stats "holders" names the aggregators.
 // - Bounded state: an aggregator holds at most --max-keys names (default
 //   250,000 each); a line with a new name beyond that is refused and counted
 //   (`lines_refused.key_limit` in /stats "tally"), the rest of its datagram
@@ -193,7 +199,7 @@ struct aggregator_counters {
 };
 
 caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
-                         bool pin, uint32_t holder, size_t max_keys,
+                         bool pin, size_t max_keys,
                          aggregator_counters counters) {
   self->state.totals = mayfly::key_table{max_keys};
   return {
@@ -210,9 +216,9 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
         }
         sum += static_cast<uint64_t>(item.value); // wraps like the protocol
         if (pin && done == mayfly::key_table::outcome::inserted) {
-          // --pin: also keep the name as a slice of the datagram, which
-          // keeps the whole datagram alive (the pinning report names us).
-          batch.source.mark_holder(holder);
+          // --pin: also keep the name as a slice of the batch's binary: the
+          // whole datagram, unless the detach policy sent a copy of the
+          // names (the top-holders report names us either way).
           st.pinned.push_back(
             batch.source.sub(item.offset, item.offset + item.length));
         }
@@ -296,7 +302,7 @@ int64_t forward_lines(mayfly::handler_context& ctx, const mayfly::datagram& d,
                       shared_state& shared,
                       const std::vector<caf::actor>& aggregators) {
   // --8<-- [start:ingest]
-  mayfly::fanout out{ctx.arena(), aggregators, d.payload};
+  mayfly::fanout out{ctx, aggregators, d.payload}; // applies rt's policy
   int64_t errors = 0, lines = 0;
   tally::for_each_line(d.payload.view(), [&](std::string_view text) {
     tally::line l;
@@ -668,7 +674,8 @@ int main(int argc, char** argv) {
      {"plaintext", "1: no TLS between nodes, loopback addresses only (any "
                    "local user can then reach the aggregators)",
       &transport.plaintext, mayfly::expect_one_of({"0", "1"})},
-     {"pin", "1: store received slices as keys (shows pinning)", &pin,
+     {"pin", "1: also store received names as slices (shows pinning, or "
+             "the detach policy at work)", &pin,
       mayfly::expect_one_of({"0", "1"})},
      {"max-keys", "N: names one aggregator holds at most (default 250000); "
                   "a line with a new name beyond that is refused, counted",
@@ -763,10 +770,15 @@ int main(int argc, char** argv) {
       sup.name = "tally aggregator";
       sup.children = n;
       sup.policy = {5, 10000}; // at most 5 restarts in 10 s
-      sup.make_child = [shared, holder](caf::actor_system& sys, size_t slot) {
-        return sys.spawn(aggregator, shared->pin, holder, shared->max_keys,
-                         aggregator_counters{&shared->applied[slot],
-                                             &shared->refused[slot]});
+      // Each aggregator, and each one restarted, is long-lived: batches
+      // sent to it go through the runtime's detach policy.
+      sup.make_child = [shared, holder, &rt](caf::actor_system& sys,
+                                             size_t slot) {
+        auto child = sys.spawn(aggregator, shared->pin, shared->max_keys,
+                               aggregator_counters{&shared->applied[slot],
+                                                   &shared->refused[slot]});
+        rt.mark_long_lived(child, holder);
+        return child;
       };
       // The restarted aggregator starts empty: what the dead one had
       // counted is lost, and counted as such.

@@ -18,6 +18,7 @@
 #include <mayfly/actors/address.hpp>
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
+#include <mayfly/actors/detach_policy.hpp>
 #include <mayfly/actors/errors.hpp>
 #include <mayfly/actors/handler.hpp>
 #include <mayfly/actors/messages.hpp>

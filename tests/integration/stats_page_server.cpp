@@ -1,6 +1,10 @@
 // A small service for the stats page test (stats_page_test.sh): an echo
 // endpoint and a stats endpoint on 127.0.0.1 (ports chosen by the kernel),
-// and a loop sending it traffic, for a bounded time.
+// and a loop sending it traffic, for a bounded time. The echo handler also
+// forwards each datagram to a long-lived "keeper" that keeps the latest 32
+// it got as they are (over max_slice_bytes: they pin their datagrams), so
+// that the page's holder table has a holder to show, and the latest 32
+// copies the detach policy made of the small ones.
 //
 //   stats_page_server [seconds]     (default 60, at most 600)
 //
@@ -19,7 +23,11 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include <caf/all.hpp>
+
+#include <mayfly/actors/messages.hpp>
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
@@ -60,6 +68,27 @@ void traffic(const udp_address& to, const std::atomic<bool>& done) {
   ::close(fd);
 }
 
+// Keeps the latest `kKept` slices it is sent as they are (pool slots: the
+// holder table shows them) and, apart, the latest `kKept` copies the detach
+// policy made of small ones, so that the copies never push the pinned ones
+// out. (The int works around CAF 0.17.6's argument-less function spawn.)
+caf::behavior keeper(caf::event_based_actor*, int) {
+  constexpr size_t kKept = 32;
+  struct rings {
+    std::vector<slice> pinned = std::vector<slice>(kKept);
+    std::vector<slice> copies = std::vector<slice>(kKept);
+    size_t next_pinned = 0;
+    size_t next_copy = 0;
+  };
+  auto kept = std::make_shared<rings>();
+  return {[kept](const slice& s) {
+    if (s.pooled())
+      kept->pinned[kept->next_pinned++ % kKept] = s;
+    else
+      kept->copies[kept->next_copy++ % kKept] = s;
+  }};
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -85,9 +114,12 @@ int main(int argc, char** argv) {
   // Echo, with a few temporaries in the arena (a copy of the payload and a
   // scratch area of varying size) so that the arena chart has data; odd
   // sizes are answered with the copy (packed into send buffers: the send
-  // buffer chart), even ones zero-copy.
-  auto& echo = rt.add_handler("echo", [](handler_context& ctx,
-                                         const datagram& d) {
+  // buffer chart), even ones zero-copy. Each payload also goes to a
+  // long-lived keeper (the holder table).
+  auto kept = rt.spawn(keeper, 0);
+  rt.mark_long_lived(kept, "page keeper");
+  auto& echo = rt.add_handler("echo", [kept](handler_context& ctx,
+                                             const datagram& d) {
     auto copy = ctx.arena().copy(d.payload.view());
     [[maybe_unused]] auto* scratch
       = ctx.arena().try_allocate(64 + copy.size() * (copy.size() % 4));
@@ -95,6 +127,7 @@ int main(int argc, char** argv) {
       ctx.reply(copy);
     else
       ctx.reply(d.payload);
+    ctx.send(kept, d.payload); // 64..511 bytes: copied up to 128, else as is
   });
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");

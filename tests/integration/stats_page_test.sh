@@ -9,7 +9,8 @@
 # polled /stats several times without error, drew every chart, showed the
 # runtime running and a datagram rate above zero, and that the charts of
 # "Where the time goes" (the three latency histograms per handler type and
-# the stalls) filled with points while the traffic ran. Then takes a screenshot
+# the stalls) filled with points while the traffic ran, and that the holder
+# table filled (with the server's long-lived keeper). Then takes a screenshot
 # (OUTDIR/stats_page.png, for a human to look at) and stops the server, whose
 # exit status says whether the runtime's balances were zero. Everything stays
 # on loopback; every wait is bounded. tools/test-all.sh installs chromium and
@@ -105,8 +106,17 @@ for chart in lat-receive lat-run lat-send stalls; do
   [[ $p -ge 2 ]] || fail "chart $chart has $p points (want >= 2)"
 done
 grep -q '<canvas' "$out/dom.html" || fail "no canvas in the page"
-# (The holder table of issue 17 is not on the page yet: when it is, check
-# here that it has rows while the traffic runs.)
+# The holder table (issue 17): filled while the traffic runs, with the
+# server's long-lived keeper among its rows.
+holders=$(grep -o '<section[^>]*id="holders"[^>]*>' "$out/dom.html" || true)
+[[ -n $holders ]] || fail "no holder table on the page"
+rows=$(grep -o 'data-rows="[0-9]*"' <<<"$holders" | grep -o '[0-9][0-9]*' || echo 0)
+filled=$(grep -o 'data-filled="[0-9]*"' <<<"$holders" | grep -o '[0-9][0-9]*' || echo 0)
+echo "holder table: $rows rows, filled $filled times"
+[[ $rows -ge 1 ]] || fail "holder table has $rows rows (want >= 1)"
+[[ $filled -ge 2 ]] || fail "holder table filled $filled times (want >= 2)"
+grep -q '<td>page keeper</td>' "$out/dom.html" ||
+  fail "holder table does not list the long-lived 'page keeper'"
 
 # -- a screenshot, for a human ------------------------------------------------------
 (cd "$out" && timeout 120 "${chrome[@]}" --hide-scrollbars \

@@ -12,6 +12,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <map>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -25,6 +26,13 @@ class TallyWire : public ::testing::Test {
 protected:
   void SetUp() override {
     config_ = write_config("tally", 65536);
+    if (!detach_policy()) {
+      // The same configuration with the runtime's detach policy off.
+      std::ifstream in{config_};
+      auto doc = json::parse(in);
+      doc["runtime"]["detach"] = {{"enabled", false}};
+      std::ofstream{config_} << doc.dump();
+    }
     proc_ = std::make_unique<subprocess>(
       MAYFLY_TALLY_BIN,
       std::vector<std::string>{"--port", "0", "--stats", "127.0.0.1:0",
@@ -39,6 +47,11 @@ protected:
   // Whether this test runs the deliberately pinning aggregator.
   virtual const char* pin() const {
     return "0";
+  }
+
+  // Whether the runtime's detach policy is on (the default).
+  virtual bool detach_policy() const {
+    return true;
   }
 
   // Names one aggregator may hold.
@@ -201,15 +214,30 @@ TEST_F(TallyWire, MalformedQueriesAreCountedAndGetNoReply) {
   check_totals();
 }
 
-// The pinning detector (docs/stats.md, binaries.oldest_holder), end to end:
-// `mayfly-tally --pin 1` stores the received slices as keys, so each new
-// name keeps its whole datagram alive. /stats must name the aggregator as
-// the holder of the oldest live binary and show the pinned bytes; at
-// shutdown the aggregators exit and every balance is zero again.
+// The pinning detector (docs/stats.md, binaries.oldest_holder and
+// "holders"), end to end: `mayfly-tally --pin 1` with the detach policy off
+// stores the received slices as keys, so each new name keeps its whole
+// datagram alive. /stats must name the aggregator as the holder of the
+// oldest live binary and at the top of the holders, and show the pinned
+// bytes; at shutdown the aggregators exit and every balance is zero again.
 class TallyPinWire : public TallyWire {
 protected:
   const char* pin() const override {
     return "1";
+  }
+
+  bool detach_policy() const override {
+    return false;
+  }
+};
+
+// The same aggregators with the detach policy on (tally's default): the
+// names they keep are copies the policy made when each batch was sent, so
+// the datagrams' slots go back as soon as their handlers end.
+class TallyPinDetachWire : public TallyPinWire {
+protected:
+  bool detach_policy() const override {
+    return true;
   }
 };
 
@@ -263,7 +291,43 @@ TEST_F(TallyPinWire, DetectorNamesThePinningAggregator) {
   EXPECT_LT(s["binaries"]["viewed_bytes"].get<int64_t>() * 100,
             20 * pool["slot_size"].get<int64_t>())
     << s.dump();
+  // The holders: the aggregators hold those 20 slots.
+  auto& top = s["holders"]["by_holder"]["tally aggregator"];
+  EXPECT_EQ(top["binaries"], 20) << s.dump();
+  EXPECT_EQ(top["pinned_bytes"], 20 * pool["slot_size"].get<int64_t>())
+    << s.dump();
+  EXPECT_EQ(s["detach"]["enabled"], false) << s.dump();
+  EXPECT_EQ(s["detach"]["slices_detached"], 0) << s.dump();
   // TearDown: SIGTERM, exit 0, "balance after stop: all zero".
+}
+
+TEST_F(TallyPinDetachWire, PolicyCopiesTheNamesAndReleasesTheDatagrams) {
+  for (int i = 0; i < 20; ++i)
+    ingest("pin." + std::to_string(i) + ":1|c", 0,
+           {{"pin." + std::to_string(i), 1}});
+  check_totals(); // all aggregated: the copies are stored now
+  json s;
+  for (int i = 0; i < 100; ++i) {
+    s = get_stats(proc_->stats());
+    if (!s.is_discarded() && s["runtime"]["balance"]["handlers"] == 0
+        && s["detach"]["binaries_released_early"].get<int64_t>() >= 20
+        && s["binaries"]["dedicated_live"] == 20)
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_FALSE(s.is_discarded());
+  auto& d = s["detach"];
+  EXPECT_EQ(d["enabled"], true) << s.dump();
+  EXPECT_EQ(d["long_lived"], 2) << s.dump(); // --aggregators 2
+  // One batch (one datagram's names) copied per datagram: its 5 or 6 bytes.
+  EXPECT_EQ(d["slices_detached"], 20) << s.dump();
+  EXPECT_EQ(d["bytes_copied"], 10 * 5 + 10 * 6) << s.dump();
+  EXPECT_GE(d["binaries_released_early"].get<int64_t>(), 20) << s.dump();
+  // What the aggregators keep: 20 names in 20 dedicated copies, no slot.
+  EXPECT_EQ(s["runtime"]["balance"]["slices_live"], 20) << s.dump();
+  EXPECT_EQ(s["binaries"]["dedicated_live"], 20) << s.dump();
+  EXPECT_FALSE(s["holders"]["by_holder"].contains("tally aggregator"))
+    << s.dump();
 }
 
 // Issue 18, item 7: an idle tally that ingested and answered queries holds

@@ -32,7 +32,6 @@
 #include "exposition.hpp"
 #include "udp_client.hpp"
 
-
 namespace {
 
 using namespace mayfly;
