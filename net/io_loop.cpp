@@ -28,6 +28,8 @@ replier_env make_replier_env(runtime& rt, const endpoint_config& cfg,
   // One MTU's payload (1500 bytes less IP and UDP headers): a larger
   // segment would be refused (EINVAL) on an ordinary interface.
   env.gso_max_segment = cfg.address.is_v6() ? 1452 : 1472;
+  // A wildcard bind: every reply leaves from its request's local address.
+  env.set_source = cfg.address.is_unspecified();
   auto local = sock.local_address();
   env.name = "udp:" + (local ? local->to_string() : std::string{"?"});
   return env;
@@ -68,6 +70,9 @@ void io_loop::start() {
   thread_ = std::thread{[this, &ready] {
     receiver_env env;
     env.fd = sock_.fd();
+    auto bound = sock_.local_address();
+    env.local = bound ? *bound : cfg_.address;
+    env.pktinfo = cfg_.address.is_unspecified();
     env.gro_enabled = sock_.gro_enabled();
     env.pools = &rt_->buffers();
     env.calls = calls_;
@@ -129,27 +134,27 @@ bool io_loop::send(const datagram& request, slice payload,
   if (caller != nullptr && caller == admission_.inline_host()) {
     // A handler running on this loop's thread: straight into the batch,
     // which leaves right after the handler (or now, when it is full).
-    if (replier_.add(request.peer, std::move(payload))) {
+    if (replier_.add(request.peer, std::move(payload), request.local)) {
       counters_.bump(replies_inline);
       return true;
     }
     counters_.bump(reply_batch_full);
     return false;
   }
-  return queue_.post(request.peer, std::move(payload));
+  return queue_.post(request.peer, std::move(payload), request.local);
 }
 
 bool io_loop::send_copy(const datagram& request, std::string_view bytes,
                         const caf::execution_unit* caller) noexcept {
   if (caller != nullptr && caller == admission_.inline_host()) {
-    if (replier_.add_copy(request.peer, bytes)) {
+    if (replier_.add_copy(request.peer, bytes, request.local)) {
       counters_.bump(replies_inline);
       return true;
     }
     counters_.bump(reply_batch_full);
     return false;
   }
-  return queue_.post_copy(request.peer, bytes);
+  return queue_.post_copy(request.peer, bytes, request.local);
 }
 
 bool io_loop::send_replies() noexcept {

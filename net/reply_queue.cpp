@@ -9,12 +9,13 @@ reply_queue::reply_queue(buffer_pools& pools, uint32_t capacity, waker& wake)
     packers_(new packer_slot[kPackers]) {
 }
 
-bool reply_queue::post(const udp_address& to, slice payload) noexcept {
+bool reply_queue::post(const udp_address& to, slice payload,
+                       const udp_address& from) noexcept {
   if (closed_.load(std::memory_order_acquire)) {
     counters_.add(reply_after_close);
     return false;
   }
-  transmit t{to, std::move(payload)};
+  transmit t{to, std::move(payload), from};
   if (!queue_.try_push(t)) {
     counters_.add(reply_queue_full);
     return false;
@@ -25,8 +26,8 @@ bool reply_queue::post(const udp_address& to, slice payload) noexcept {
   return true;
 }
 
-bool reply_queue::post_copy(const udp_address& to,
-                            std::string_view bytes) noexcept {
+bool reply_queue::post_copy(const udp_address& to, std::string_view bytes,
+                            const udp_address& from) noexcept {
   if (closed_.load(std::memory_order_acquire)) {
     counters_.add(reply_after_close);
     return false;
@@ -48,14 +49,14 @@ bool reply_queue::post_copy(const udp_address& to,
     counters_.add(reply_no_buffer);
     return false;
   }
-  return post(to, std::move(packed));
+  return post(to, std::move(packed), from);
 }
 
 bool reply_queue::drain_into(replier& out) noexcept {
   bool moved = false;
   transmit t;
   while (out.has_room() && queue_.try_pop(t)) {
-    out.add(t.to, std::move(t.payload));
+    out.add(t.to, std::move(t.payload), t.from);
     moved = true;
   }
   return moved;

@@ -54,12 +54,15 @@ public:
 
   reply_queue(buffer_pools& pools, uint32_t capacity, waker& wake);
 
-  /// Any thread: queues `payload` for `to`; false (counted) when full or
-  /// closed.
-  bool post(const udp_address& to, slice payload) noexcept;
+  /// Any thread: queues `payload` for `to`, to be sent from `from` (the
+  /// local address the request arrived at; see `replier`); false
+  /// (counted) when full or closed.
+  bool post(const udp_address& to, slice payload,
+            const udp_address& from = {}) noexcept;
 
   /// Any thread: packs `bytes` into a send buffer and queues them.
-  bool post_copy(const udp_address& to, std::string_view bytes) noexcept;
+  bool post_copy(const udp_address& to, std::string_view bytes,
+                 const udp_address& from = {}) noexcept;
 
   /// IO thread: moves queued replies into `out` while it has room. True
   /// when any moved.

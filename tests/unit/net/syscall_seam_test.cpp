@@ -160,6 +160,50 @@ TEST_F(SeamTest, ControlTruncationOnGroIsCountedNeverGuessed) {
   EXPECT_EQ(stats()["control_truncated"], 1);
 }
 
+// -- the destination address on a wildcard bind (issue 16) ---------------------------
+
+TEST_F(SeamTest, DatagramWithoutPktinfoIsAnsweredFromTheDefaultSourceAndCounted) {
+  // A wildcard-bound endpoint whose kernel sends no IP_PKTINFO for one
+  // datagram (or cut it: MSG_CTRUNC): that datagram is still answered,
+  // from the source the kernel picks (127.0.0.1 here), and counted.
+  endpoint_config ec;
+  ec.address = *udp_address::parse("0.0.0.0:0");
+  start(1, ec);
+  auto port = endpoint->local_address().port();
+  client = std::make_unique<test::udp_client>(
+    *udp_address::parse("127.0.0.1", port), 500);
+  fake().on_recv({fake_action::strip_control});
+  round_trip("no pktinfo");
+  fake().on_recv({fake_action::strip_control, 0, 0, MSG_CTRUNC});
+  round_trip("pktinfo cut off");
+  round_trip("pktinfo present");
+  EXPECT_EQ(fake().left(), 0u);
+  auto st = stats();
+  EXPECT_EQ(st["pktinfo_missing"], 2);
+  EXPECT_EQ(st["datagrams_in"], 3);
+  EXPECT_EQ(st["control_truncated"], 0);
+}
+
+TEST_F(SeamTest, PartialSendmmsgKeepsEachReplysSource) {
+  // Replies that wait for the next sendmmsg keep the address they leave
+  // from: a client connected to 127.0.0.2 gets all three.
+  endpoint_config ec;
+  ec.address = *udp_address::parse("0.0.0.0:0");
+  start(3, ec);
+  auto port = endpoint->local_address().port();
+  client = std::make_unique<test::udp_client>(
+    *udp_address::parse("127.0.0.2", port), 500);
+  fake().on_send({fake_action::partial, 0, 1});
+  fake().on_send({fake_action::fail, EAGAIN});
+  ASSERT_TRUE(client->send("abc"));
+  for (const char* want : {"abc", "abc#x", "abc#xx"}) {
+    auto reply = client->receive();
+    ASSERT_TRUE(reply) << want << " lost or sent from another address";
+    EXPECT_EQ(*reply, want);
+  }
+  EXPECT_EQ(stats()["pktinfo_missing"], 0);
+}
+
 // -- send ---------------------------------------------------------------------------
 
 TEST_F(SeamTest, SendEagainWaitsForTheSocketAndSendsEverything) {
