@@ -59,12 +59,15 @@ protected:
     auto made = runtime::make(cfg);
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
+    // --8<-- [start:local-address]
     auto& h = rt->add_handler("where", [copies](handler_context& ctx,
                                                const datagram& d) {
+      // Where `d` arrived, e.g. "127.0.0.2:5353"; its replies leave from it.
       auto text = d.local_address().to_string();
       for (int i = 0; i < copies; ++i)
         ctx.reply(std::string_view{text});
     });
+    // --8<-- [end:local-address]
     ec.address = *udp_address::parse(address);
     auto ep = udp_endpoint::open(*rt, h, ec);
     ASSERT_TRUE(ep) << ep.error().message();
