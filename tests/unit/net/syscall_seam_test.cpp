@@ -55,6 +55,16 @@ protected:
     client = std::make_unique<test::udp_client>(endpoint->local_address(), 500);
   }
 
+  /// `start` on 0.0.0.0, with the client connected to `host` at its port.
+  void start_wildcard(int copies, const char* host) {
+    endpoint_config ec;
+    ec.address = *udp_address::parse("0.0.0.0:0");
+    start(copies, ec);
+    auto port = endpoint->local_address().port();
+    client = std::make_unique<test::udp_client>(
+      *udp_address::parse(host, port), 500);
+  }
+
   void TearDown() override {
     client.reset();
     test::stop_and_expect_balanced(rt);
@@ -166,12 +176,7 @@ TEST_F(SeamTest, DatagramWithoutPktinfoIsAnsweredFromTheDefaultSourceAndCounted)
   // A wildcard-bound endpoint whose kernel sends no IP_PKTINFO for one
   // datagram (or cut it: MSG_CTRUNC): that datagram is still answered,
   // from the source the kernel picks (127.0.0.1 here), and counted.
-  endpoint_config ec;
-  ec.address = *udp_address::parse("0.0.0.0:0");
-  start(1, ec);
-  auto port = endpoint->local_address().port();
-  client = std::make_unique<test::udp_client>(
-    *udp_address::parse("127.0.0.1", port), 500);
+  start_wildcard(1, "127.0.0.1");
   fake().on_recv({fake_action::strip_control});
   round_trip("no pktinfo");
   fake().on_recv({fake_action::strip_control, 0, 0, MSG_CTRUNC});
@@ -187,12 +192,7 @@ TEST_F(SeamTest, DatagramWithoutPktinfoIsAnsweredFromTheDefaultSourceAndCounted)
 TEST_F(SeamTest, PartialSendmmsgKeepsEachReplysSource) {
   // Replies that wait for the next sendmmsg keep the address they leave
   // from: a client connected to 127.0.0.2 gets all three.
-  endpoint_config ec;
-  ec.address = *udp_address::parse("0.0.0.0:0");
-  start(3, ec);
-  auto port = endpoint->local_address().port();
-  client = std::make_unique<test::udp_client>(
-    *udp_address::parse("127.0.0.2", port), 500);
+  start_wildcard(3, "127.0.0.2");
   fake().on_send({fake_action::partial, 0, 1});
   fake().on_send({fake_action::fail, EAGAIN});
   ASSERT_TRUE(client->send("abc"));
