@@ -105,6 +105,17 @@ uint16_t udp_address::port() const noexcept {
   }
 }
 
+bool udp_address::is_unspecified() const noexcept {
+  switch (family()) {
+    case AF_INET:
+      return storage_.v4.sin_addr.s_addr == htonl(INADDR_ANY);
+    case AF_INET6:
+      return IN6_IS_ADDR_UNSPECIFIED(&storage_.v6.sin6_addr);
+    default:
+      return false;
+  }
+}
+
 socklen_t udp_address::size() const noexcept {
   switch (family()) {
     case AF_INET:

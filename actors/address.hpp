@@ -52,6 +52,10 @@ public:
 
   uint16_t port() const noexcept;
 
+  /// Whether the address is a wildcard: 0.0.0.0 or :: (any port). A socket
+  /// bound to one receives on every local address. O(1).
+  bool is_unspecified() const noexcept;
+
   const sockaddr* sockaddr_ptr() const noexcept {
     return reinterpret_cast<const sockaddr*>(&storage_);
   }

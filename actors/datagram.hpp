@@ -4,9 +4,10 @@
 /// `datagram`: what a handler actor receives; `datagram_sink`: where its
 /// replies go.
 ///
-/// A datagram is a `slice` of a received binary plus the peer's address and
-/// the sink (the UDP endpoint) it arrived on. It is a value: copying it adds
-/// a reference to the binary, moving it does not. 72 bytes, no allocation.
+/// A datagram is a `slice` of a received binary plus the peer's address, the
+/// local address it arrived at and the sink (the UDP endpoint) it arrived
+/// on. It is a value: copying it adds a reference to the binary, moving it
+/// does not. 104 bytes, no allocation.
 ///
 /// `datagram_sink` is the seam between the actor layer and the network
 /// layer: `net::udp_endpoint` implements it with batched `sendmmsg`; tests
@@ -61,6 +62,18 @@ struct datagram {
   datagram_sink* source = nullptr;
   /// Steady-clock nanoseconds at receipt (0 if unknown).
   int64_t received_ns = 0;
+  /// The local address and port it arrived at: where the peer sent it, and
+  /// the source of a reply. An endpoint bound to a wildcard (0.0.0.0, [::])
+  /// reads it from each datagram (IP_PKTINFO / IPV6_PKTINFO); an IPv4
+  /// datagram on a dual-stack [::] endpoint shows it v4-mapped
+  /// ([::ffff:a.b.c.d]:port), as `peer`. Otherwise, and when the kernel did
+  /// not say, it is the bound address. Unspecified when made by hand.
+  udp_address local;
+
+  /// The address the request arrived at (`local`).
+  const udp_address& local_address() const noexcept {
+    return local;
+  }
 };
 
 } // namespace mayfly

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <mayfly/net/internal/admission.hpp>
+#include <mayfly/net/internal/pktinfo.hpp>
 #include <mayfly/net/internal/recv_batch.hpp>
 
 namespace mayfly::detail {
@@ -28,7 +29,8 @@ public:
       c_(*env.counters),
       jumbo_(env.pools->jumbo()),
       slot_size_(env.pools->standard().slot_size()),
-      batch_(batch, kControlBytes),
+      batch_(batch, kControlBytes + (env.pktinfo ? kPktinfoReceiveSpace : 0),
+             env.local),
       slots_(batch) {
   }
 
@@ -78,7 +80,11 @@ private:
     }
     datagram d;
     d.peer = meta.peer;
+    d.local = meta.local;
     d.received_ns = now;
+    // Without its destination address each datagram is still answered,
+    // from the kernel's default source: counted per datagram below.
+    const bool no_local = env_.pktinfo && !meta.local_known;
     size_t segment = meta.segment;
     if (segment == 0 || segment >= len) {
       // One datagram. A small one is copied into a standard slot (at most a
@@ -86,6 +92,8 @@ private:
       // jumbo slot stays for the next round. A large one keeps its slot.
       c_.bump(datagrams_in);
       c_.bump(bytes_in, static_cast<int64_t>(len));
+      if (no_local)
+        c_.bump(pktinfo_missing);
       if (len <= slot_size_) {
         auto small = env_.pools->standard().try_acquire();
         if (small) {
@@ -108,11 +116,14 @@ private:
     c_.bump(bytes_in, static_cast<int64_t>(len));
     c_.bump(gro_receives);
     c_.bump(gro_segments, static_cast<int64_t>(count));
+    if (no_local)
+      c_.bump(pktinfo_missing, static_cast<int64_t>(count));
     slice whole = std::move(slots_[i]).freeze(len);
     for (size_t off = 0; off < len; off += segment) {
       datagram part;
       part.payload = whole.sub(off, std::min(len, off + segment));
       part.peer = d.peer;
+      part.local = d.local;
       part.received_ns = now;
       to.admit(part);
     }

@@ -32,6 +32,8 @@ replier_env make_replier_env(runtime& rt, handler_type& type,
   // One MTU's payload (1500 bytes less IP and UDP headers): a larger
   // segment would be refused (EINVAL) on an ordinary interface.
   env.gso_max_segment = cfg.address.is_v6() ? 1452 : 1472;
+  // A wildcard bind: every reply leaves from its request's local address.
+  env.set_source = cfg.address.is_unspecified();
   auto local = sock.local_address();
   env.name = "udp:" + (local ? local->to_string() : std::string{"?"});
   return env;
@@ -75,6 +77,9 @@ void io_loop::start() {
     pthread_setname_np(pthread_self(), "mayfly-io");
     receiver_env env;
     env.fd = sock_.fd();
+    auto bound = sock_.local_address();
+    env.local = bound ? *bound : cfg_.address;
+    env.pktinfo = cfg_.address.is_unspecified();
     env.gro_enabled = sock_.gro_enabled();
     env.pools = &rt_->buffers();
     env.calls = calls_;
@@ -157,28 +162,28 @@ bool io_loop::send(const datagram& request, slice payload,
   if (caller != nullptr && caller == admission_.inline_host()) {
     // A handler running on this loop's thread: straight into the batch,
     // which leaves right after the handler (or now, when it is full).
-    if (replier_.add(request.peer, std::move(payload), made)) {
+    if (replier_.add(request.peer, std::move(payload), request.local, made)) {
       counters_.bump(replies_inline);
       return true;
     }
     counters_.bump(reply_batch_full);
     return false;
   }
-  return queue_.post(request.peer, std::move(payload), made);
+  return queue_.post(request.peer, std::move(payload), request.local, made);
 }
 
 bool io_loop::send_copy(const datagram& request, std::string_view bytes,
                         const caf::execution_unit* caller) noexcept {
   auto made = timed_ ? reply_stamp(steady_now_ns()) : 0u;
   if (caller != nullptr && caller == admission_.inline_host()) {
-    if (replier_.add_copy(request.peer, bytes, made)) {
+    if (replier_.add_copy(request.peer, bytes, request.local, made)) {
       counters_.bump(replies_inline);
       return true;
     }
     counters_.bump(reply_batch_full);
     return false;
   }
-  return queue_.post_copy(request.peer, bytes, made);
+  return queue_.post_copy(request.peer, bytes, request.local, made);
 }
 
 bool io_loop::send_replies() noexcept {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <mayfly/net/internal/admission.hpp>
+#include <mayfly/net/internal/pktinfo.hpp>
 #include <mayfly/net/internal/recv_batch.hpp>
 
 namespace mayfly::detail {
@@ -24,7 +25,7 @@ public:
       slot_size_(env.pools->standard().slot_size()),
       spill_size_(slot_size_ < kMaxUdpPayload ? kMaxUdpPayload - slot_size_
                                               : 0),
-      batch_(env.batch, 0),
+      batch_(env.batch, env.pktinfo ? kPktinfoReceiveSpace : 0, env.local),
       slots_(env.batch) {
     if (spill_size_ > 0) {
       // Scratch that catches the tails of datagrams larger than a slot: one
@@ -82,8 +83,8 @@ private:
       c_.bump(truncated); // the slot stays for the next batch
       return;
     }
-    // MSG_CTRUNC cannot come here (no control area is asked for); the
-    // payload is whole either way.
+    // MSG_CTRUNC can only cost the destination address (pktinfo_missing
+    // below); the payload is whole either way.
     size_t len = meta.len;
     c_.bump(datagrams_in);
     c_.bump(bytes_in, static_cast<int64_t>(len));
@@ -106,6 +107,9 @@ private:
       c_.bump(spilled);
     }
     d.peer = meta.peer;
+    d.local = meta.local;
+    if (env_.pktinfo && !meta.local_known)
+      c_.bump(pktinfo_missing);
     d.received_ns = now;
     to.admit(d);
   }

@@ -13,6 +13,7 @@
 
 #include <mayfly/net/internal/gro_receiver.hpp>
 #include <mayfly/net/internal/mmsg_receiver.hpp>
+#include <mayfly/net/internal/pktinfo.hpp>
 #include <mayfly/net/internal/recv_batch.hpp>
 #include <mayfly/net/internal/uring_receiver.hpp>
 
@@ -22,16 +23,25 @@ receiver::~receiver() = default;
 
 namespace {
 
-/// The UDP_GRO segment size in `hdr`'s control messages (the size of each
-/// coalesced datagram; the last may be shorter), or 0.
+/// If `c` is the UDP_GRO control message, the segment size it holds (the
+/// size of each coalesced datagram; the last may be shorter; 0 if
+/// unusable) into `segment`, and true.
+bool read_gro_segment(cmsghdr* c, size_t& segment) noexcept {
+  if (c->cmsg_level != IPPROTO_UDP || c->cmsg_type != UDP_GRO)
+    return false;
+  int size;
+  std::memcpy(&size, CMSG_DATA(c), sizeof(size));
+  segment = size > 0 ? static_cast<size_t>(size) : 0;
+  return true;
+}
+
+/// The UDP_GRO segment size in `hdr`'s control messages, or 0.
 size_t gro_segment(msghdr& hdr) noexcept {
+  size_t segment = 0;
   for (auto* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c))
-    if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
-      int size;
-      std::memcpy(&size, CMSG_DATA(c), sizeof(size));
-      return size > 0 ? static_cast<size_t>(size) : 0;
-    }
-  return 0;
+    if (read_gro_segment(c, segment))
+      break;
+  return segment;
 }
 
 } // namespace
@@ -44,8 +54,9 @@ int64_t steady_now_ns() noexcept {
 
 // -- recv_batch ---------------------------------------------------------------------
 
-recv_batch::recv_batch(size_t n, size_t control)
+recv_batch::recv_batch(size_t n, size_t control, const udp_address& local)
   : control_(control),
+    local_(local),
     msgs_(n),
     iovs_(2 * n),
     names_(n),
@@ -112,8 +123,14 @@ recv_meta recv_batch::meta(size_t i) const noexcept {
   m.len = msg.msg_len;
   m.truncated = (hdr.msg_flags & MSG_TRUNC) != 0;
   m.control_truncated = (hdr.msg_flags & MSG_CTRUNC) != 0;
-  if (control_ > 0)
-    m.segment = gro_segment(const_cast<msghdr&>(hdr));
+  m.local = local_;
+  if (control_ > 0) {
+    auto& h = const_cast<msghdr&>(hdr);
+    for (auto* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c)) {
+      if (!read_gro_segment(c, m.segment) && read_destination(*c, m.local))
+        m.local_known = true;
+    }
+  }
   return m;
 }
 

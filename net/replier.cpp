@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <mayfly/net/internal/pktinfo.hpp>
+
 namespace mayfly::detail {
 
 namespace {
@@ -16,7 +18,8 @@ namespace {
 // UDP_MAX_SEGMENTS was 64 before 6.x; 65507 is the IPv4 payload limit).
 constexpr uint32_t kGsoMaxSegments = 64;
 constexpr size_t kGsoMaxBytes = 65507;
-constexpr size_t kControlBytes = CMSG_SPACE(sizeof(uint16_t));
+constexpr size_t kControlBytes
+  = CMSG_SPACE(sizeof(uint16_t)) + kPktinfoSendSpace;
 
 size_t round_up_pow2(size_t n) noexcept {
   size_t p = 1;
@@ -25,12 +28,20 @@ size_t round_up_pow2(size_t n) noexcept {
   return p;
 }
 
-/// A hash of (peer, size) for grouping: FNV-1a over the address bytes.
-size_t group_hash(const udp_address& to, size_t size) noexcept {
-  auto* p = reinterpret_cast<const unsigned char*>(to.sockaddr_ptr());
-  uint64_t h = 1469598103934665603ull ^ size;
-  for (socklen_t i = 0; i < to.size(); ++i)
+/// FNV-1a over `a`'s sockaddr bytes, continuing from `h`.
+uint64_t hash_address(uint64_t h, const udp_address& a) noexcept {
+  auto* p = reinterpret_cast<const unsigned char*>(a.sockaddr_ptr());
+  for (socklen_t i = 0; i < a.size(); ++i)
     h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+/// A hash of (peer, size) for grouping, and of the source with
+/// `with_source`.
+size_t group_hash(const transmit& t, size_t size, bool with_source) noexcept {
+  uint64_t h = hash_address(1469598103934665603ull ^ size, t.to);
+  if (with_source)
+    h = hash_address(h, t.from);
   return static_cast<size_t>(h ^ (h >> 29));
 }
 
@@ -60,7 +71,7 @@ replier::replier(replier_env env)
 }
 
 bool replier::add(const udp_address& to, slice payload,
-                  uint32_t made) noexcept {
+                  const udp_address& from, uint32_t made) noexcept {
   if (!has_room())
     flush();
   if (!has_room())
@@ -69,11 +80,13 @@ bool replier::add(const udp_address& to, slice payload,
   t.to = to;
   t.payload = std::move(payload);
   t.made = made;
+  if (env_.set_source)
+    t.from = from;
   return true;
 }
 
 bool replier::add_copy(const udp_address& to, std::string_view bytes,
-                       uint32_t made) noexcept {
+                       const udp_address& from, uint32_t made) noexcept {
   if (!has_room())
     flush();
   if (!has_room())
@@ -81,7 +94,7 @@ bool replier::add_copy(const udp_address& to, std::string_view bytes,
   auto packed = packer_.pack(bytes);
   if (!packed.has_owner())
     return false;
-  return add(to, std::move(packed), made);
+  return add(to, std::move(packed), from, made);
 }
 
 void replier::drop_pending() noexcept {
@@ -95,8 +108,8 @@ void replier::drop_pending() noexcept {
 // -- planning a batch ---------------------------------------------------------------
 
 size_t replier::plan() noexcept {
-  // One message per group of replies to one peer of one size (GSO), else
-  // one per reply. Groups go in the order their first reply was queued;
+  // One message per group of replies to one peer from one source of one
+  // size (GSO), else one per reply. Groups go in the order their first reply was queued;
   // replies keep their order within a group.
   const bool gso = gso_.load(std::memory_order_relaxed);
   const size_t mask = table_.size() - 1;
@@ -111,14 +124,17 @@ size_t replier::plan() noexcept {
     size_t size = t.payload.size();
     uint32_t g = groups;
     if (gso && size > 0 && size <= env_.gso_max_segment) {
-      for (size_t h = group_hash(t.to, size) & mask;; h = (h + 1) & mask) {
+      for (size_t h = group_hash(t, size, env_.set_source) & mask;;
+           h = (h + 1) & mask) {
         auto& slot = table_[h];
         if (slot.generation != generation_) {
           slot = {generation_, g};
           break;
         }
         auto& m = plan_[slot.group];
-        if (m.segment == size && pending_[m.rep].to == t.to) {
+        auto& rep = pending_[m.rep];
+        if (m.segment == size && rep.to == t.to
+            && (!env_.set_source || rep.from == t.from)) {
           if (m.count < kGsoMaxSegments && (m.count + 1) * size <= kGsoMaxBytes)
             g = slot.group;
           else
@@ -161,17 +177,28 @@ void replier::build(size_t messages) noexcept {
       auto& p = pending_[order_[m.first + k]].payload;
       iovs_[m.first + k] = {const_cast<std::byte*>(p.data()), p.size()};
     }
-    if (m.segment != 0) {
+    const bool source = env_.set_source && first.from.family() != AF_UNSPEC
+                        && !first.from.is_unspecified();
+    if (m.segment != 0 || source) {
+      // The control area holds UDP_SEGMENT and/or the source address.
       auto* control = controls_.data() + j * kControlBytes;
       std::memset(control, 0, kControlBytes);
       hdr.msg_control = control;
       hdr.msg_controllen = kControlBytes;
       auto* c = CMSG_FIRSTHDR(&hdr);
-      c->cmsg_level = IPPROTO_UDP;
-      c->cmsg_type = UDP_SEGMENT;
-      c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      auto size = static_cast<uint16_t>(m.segment);
-      std::memcpy(CMSG_DATA(c), &size, sizeof(size));
+      size_t used = 0;
+      if (m.segment != 0) {
+        c->cmsg_level = IPPROTO_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        auto size = static_cast<uint16_t>(m.segment);
+        std::memcpy(CMSG_DATA(c), &size, sizeof(size));
+        used = CMSG_SPACE(sizeof(uint16_t));
+        c = reinterpret_cast<cmsghdr*>(control + used);
+      }
+      if (source)
+        used += write_source(c, first.from);
+      hdr.msg_controllen = used;
     }
     msgs_[j].msg_len = 0;
   }

@@ -10,12 +10,12 @@ reply_queue::reply_queue(buffer_pools& pools, uint32_t capacity, waker& wake)
 }
 
 bool reply_queue::post(const udp_address& to, slice payload,
-                       uint32_t made) noexcept {
+                       const udp_address& from, uint32_t made) noexcept {
   if (closed_.load(std::memory_order_acquire)) {
     counters_.add(reply_after_close);
     return false;
   }
-  transmit t{to, made, std::move(payload)};
+  transmit t{to, made, std::move(payload), from};
   if (!queue_.try_push(t)) {
     counters_.add(reply_queue_full);
     return false;
@@ -27,7 +27,7 @@ bool reply_queue::post(const udp_address& to, slice payload,
 }
 
 bool reply_queue::post_copy(const udp_address& to, std::string_view bytes,
-                            uint32_t made) noexcept {
+                            const udp_address& from, uint32_t made) noexcept {
   if (closed_.load(std::memory_order_acquire)) {
     counters_.add(reply_after_close);
     return false;
@@ -49,14 +49,14 @@ bool reply_queue::post_copy(const udp_address& to, std::string_view bytes,
     counters_.add(reply_no_buffer);
     return false;
   }
-  return post(to, std::move(packed), made);
+  return post(to, std::move(packed), from, made);
 }
 
 bool reply_queue::drain_into(replier& out) noexcept {
   bool moved = false;
   transmit t;
   while (out.has_room() && queue_.try_pop(t)) {
-    out.add(t.to, std::move(t.payload), t.made);
+    out.add(t.to, std::move(t.payload), t.from, t.made);
     moved = true;
   }
   return moved;

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 
+#include <mayfly/net/internal/pktinfo.hpp>
+
 namespace mayfly {
 
 namespace {
@@ -37,7 +39,8 @@ result<udp_socket> udp_socket::open(const udp_address& local,
   if (fd < 0)
     return {errc::system_error, "socket() failed", errno};
   udp_socket sock{fd};
-  if (local.is_v6() && !set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1))
+  if (local.is_v6()
+      && !set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, opts.dual_stack ? 0 : 1))
     return {errc::system_error, "setsockopt(IPV6_V6ONLY) failed", errno};
   if (opts.reuse_port && !set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1))
     return {errc::system_error, "setsockopt(SO_REUSEPORT) failed", errno};
@@ -57,6 +60,12 @@ result<udp_socket> udp_socket::open(const udp_address& local,
   }
   if (opts.drop_counter && !set_opt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1))
     return {errc::system_error, "setsockopt(SO_RXQ_OVFL) failed", errno};
+  if (opts.destination_address) {
+    if (int err = detail::enable_destination_address(
+          fd, local.family(), local.is_v6() && opts.dual_stack);
+        err != 0)
+      return {errc::system_error, "setsockopt(IP_PKTINFO) failed", err};
+  }
   if (opts.gro)
     sock.gro_ = set_opt(fd, IPPROTO_UDP, UDP_GRO, 1);
   if (::bind(fd, local.sockaddr_ptr(), local.size()) != 0) {

@@ -33,6 +33,14 @@ struct socket_options {
   bool drop_counter = false;
   /// UDP_GRO: receive coalesced segments (needs a GSO sender to matter).
   bool gro = false;
+  /// IP_PKTINFO / IPV6_RECVPKTINFO: the kernel attaches each datagram's
+  /// destination address (a control message per datagram). What a socket
+  /// bound to a wildcard needs to reply from the address a datagram
+  /// arrived at; a socket bound to one address does without.
+  bool destination_address = false;
+  /// IPv6 sockets only: clear IPV6_V6ONLY, so that [::] also receives IPv4
+  /// (peers appear v4-mapped, [::ffff:a.b.c.d]). Off: IPv6 only.
+  bool dual_stack = false;
 };
 
 /// A move-only UDP socket (Seastar's `file_desc` idea). See file comment.
@@ -53,7 +61,8 @@ public:
 
   ~udp_socket();
 
-  /// A non-blocking socket bound to `local` with `opts` applied. Options the
+  /// A non-blocking socket bound to `local` with `opts` applied (IPv6
+  /// sockets are IPV6_V6ONLY unless `opts.dual_stack`). Options the
   /// kernel refuses are reported, except `receive_buffer` (falls back from
   /// SO_RCVBUFFORCE to SO_RCVBUF) and `gro` (see `gro_enabled`).
   static result<udp_socket> open(const udp_address& local,

@@ -44,7 +44,8 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
   config_reader r{net, "net"};
   r.only({"receive_threads", "reuse_port", "steering", "batch",
           "receive_buffer", "send_buffer", "reply_queue", "busy_poll_us",
-          "receive_path", "gso", "handler_start", "source_limit"})
+          "receive_path", "gso", "handler_start", "source_limit",
+          "dual_stack"})
     .read("receive_threads", cfg.receive_threads, 1, 64)
     .read("reuse_port", cfg.reuse_port)
     .choose("steering", cfg.steering,
@@ -61,6 +62,7 @@ result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
              {"io_uring", receive_path::io_uring}},
             "expected \"recvmmsg\", \"gro\" or \"io_uring\"")
     .read("gso", cfg.gso)
+    .read("dual_stack", cfg.dual_stack)
     .choose("handler_start", cfg.handler_start,
             {{"io_thread", handler_start::io_thread},
              {"workers", handler_start::workers}},
@@ -124,6 +126,10 @@ result<udp_endpoint*> udp_endpoint::open(runtime& rt, handler_type& type,
   opts.receive_buffer = cfg.receive_buffer;
   opts.send_buffer = cfg.send_buffer;
   opts.gro = cfg.receive_path == receive_path::gro;
+  // A wildcard bind learns each datagram's local address from the kernel,
+  // to reply from it; a specific bind knows it and pays nothing.
+  opts.destination_address = cfg.address.is_unspecified();
+  opts.dual_stack = cfg.dual_stack;
   auto bind_to = cfg.address;
   for (uint32_t i = 0; i < cfg.receive_threads; ++i) {
     auto sock = udp_socket::open(bind_to, opts);
@@ -308,6 +314,7 @@ nlohmann::json udp_endpoint::stats() const {
     {"gso", std::any_of(loops_.begin(), loops_.end(),
                         [](auto& l) { return l->gso(); })},
     {"handler_start", to_string(cfg_.handler_start)},
+    {"reply_from_destination", cfg_.address.is_unspecified()},
     {"handlers_started_inline", inline_started},
     {"handlers_continued_on_workers", inline_continued},
     {"receive_buffer_bytes",

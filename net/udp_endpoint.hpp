@@ -157,8 +157,13 @@ const char* to_string(steering s) noexcept;
 /// Configuration of one endpoint; the "net" section of a configuration file
 /// holds the same fields (except `address`).
 struct endpoint_config {
-  /// Where to bind, e.g. 127.0.0.1:9000 or [::1]:9000.
+  /// Where to bind, e.g. 127.0.0.1:9000 or [::1]:9000. A wildcard (0.0.0.0
+  /// or [::]) receives on every local address, and each reply leaves from
+  /// the address its request arrived at (IP_PKTINFO / IPV6_PKTINFO).
   udp_address address;
+  /// An [::] (or other IPv6) address also receives IPv4, v4-mapped
+  /// (IPV6_V6ONLY off). Off: IPv6 only.
+  bool dual_stack = false;
   /// IO threads (one socket each, SO_REUSEPORT when > 1).
   uint32_t receive_threads = 1;
   /// SO_REUSEPORT even with one thread: another process of the same user

@@ -12,6 +12,7 @@
 #include <liburing.h>
 
 #include <mayfly/net/internal/admission.hpp>
+#include <mayfly/net/internal/pktinfo.hpp>
 
 namespace mayfly::detail {
 
@@ -187,6 +188,15 @@ private:
     socklen_t namelen = std::min<socklen_t>(o->namelen, p.tmpl.msg_namelen);
     d.peer = udp_address{static_cast<const sockaddr*>(io_uring_recvmsg_name(o)),
                          namelen};
+    d.local = env_.local;
+    if (env_.pktinfo) {
+      bool known = false;
+      for (auto* c = io_uring_recvmsg_cmsg_firsthdr(o, &p.tmpl); c != nullptr;
+           c = io_uring_recvmsg_cmsg_nexthdr(o, &p.tmpl, c))
+        known |= read_destination(*c, d.local);
+      if (!known)
+        c_.bump(pktinfo_missing); // answered from the default source
+    }
     auto* payload = static_cast<std::byte*>(io_uring_recvmsg_payload(o, &p.tmpl));
     auto offset = static_cast<size_t>(payload - data);
     auto len = io_uring_recvmsg_payload_length(o, cqe->res, &p.tmpl);
@@ -281,11 +291,12 @@ std::unique_ptr<receiver> make_uring_receiver(const receiver_env& env,
     p->give(static_cast<uint16_t>(i));
   }
   p->publish();
-  // The kernel lays out header, name area, (no control area), payload back
-  // to back; keep the name area aligned as cmsghdr would need.
+  // The kernel lays out header, name area, control area (the destination
+  // address on a wildcard socket, else none), payload back to back; keep
+  // the name area aligned as cmsghdr needs.
   p->tmpl.msg_namelen = (udp_address::capacity() + alignof(cmsghdr) - 1)
                         & ~static_cast<socklen_t>(alignof(cmsghdr) - 1);
-  p->tmpl.msg_controllen = 0;
+  p->tmpl.msg_controllen = env.pktinfo ? kPktinfoReceiveSpace : 0;
   p->cqes.resize(n);
   if (!p->arm()) {
     why = "no submission queue entry for the receive request";

@@ -38,6 +38,9 @@ namespace mayfly::detail {
   X(uring_rearms, "multishot receives armed again after they ended")           \
   X(uring_ring_empty, "-ENOBUFS: the provided-buffer ring ran dry")            \
   X(uring_refill_waits, "ring slots the standard pool could not give")         \
+  X(pktinfo_missing, "datagrams on a wildcard-bound socket that came "        \
+                     "without their destination address: answered from "    \
+                     "the kernel's default source")                          \
   /* admission */                                                              \
   X(policy_drops, "datagrams dropped by the drop policy")                      \
   X(source_limit_drops, "datagrams refused: their source over its rate")       \

@@ -24,7 +24,13 @@
 // loop's IO thread makes it (`make_receiver`, so that io_uring work runs on
 // that thread), calls it and destroys it. Kernel drops are not counted
 // here: the socket's SO_MEMINFO counter is read when statistics are
-// collected (no per-datagram control message).
+// collected (no per-datagram control message for that).
+//
+// Each datagram carries its local address (`datagram::local`): the bound
+// address, or on a socket bound to a wildcard the destination the kernel
+// reports per datagram (IP_PKTINFO, pktinfo.hpp); a datagram without one
+// is delivered all the same (its reply leaves from the kernel's default
+// source) and counted in `pktinfo_missing`.
 
 #include <cstdint>
 #include <memory>
@@ -41,11 +47,13 @@ namespace mayfly::detail {
 class admission;
 
 /// What the kernel said about one received message before it becomes a
-/// binary (quinn-udp's `RecvMeta`). A destination-address field (the local
-/// address the datagram arrived at, IP_PKTINFO) belongs here, next to
-/// `peer`, and then travels in `datagram` to the reply.
+/// binary (quinn-udp's `RecvMeta`).
 struct recv_meta {
   udp_address peer;               ///< source: where a reply goes
+  /// Destination: the local address it arrived at (IP_PKTINFO), the
+  /// source of a reply; the bound address when the kernel did not say.
+  udp_address local;
+  bool local_known = false;       ///< `local` came from a control message
   size_t len = 0;                 ///< bytes received (all segments, GRO)
   size_t segment = 0;             ///< GRO segment size; 0: one datagram
   bool truncated = false;         ///< MSG_TRUNC: larger than the buffers
@@ -62,6 +70,11 @@ enum class recv_status : uint8_t {
 /// What a receive path needs from its loop.
 struct receiver_env {
   int fd = -1;                        ///< the loop's socket
+  udp_address local;                  ///< the socket's bound address
+  /// The socket is bound to a wildcard and asked for each datagram's
+  /// destination address (IP_PKTINFO / IPV6_RECVPKTINFO): read it into
+  /// `datagram::local`, count `pktinfo_missing` when it is absent.
+  bool pktinfo = false;
   bool gro_enabled = false;           ///< the socket accepted UDP_GRO
   buffer_pools* pools = nullptr;
   const socket_calls* calls = nullptr;

@@ -11,7 +11,8 @@
 //
 // Thread-safety: none (the IO thread). Cost: `read` is one system call;
 // `meta` walks the control messages only when a control area was asked for
-// (GRO), so the default path asks the kernel for none.
+// (GRO, or the destination address on a wildcard socket), so the default
+// path asks the kernel for none.
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -28,8 +29,9 @@ namespace mayfly::detail {
 class recv_batch {
 public:
   /// `n` messages of up to two iovecs each, `control` bytes of control
-  /// area per message (0: none asked for).
-  recv_batch(size_t n, size_t control);
+  /// area per message (0: none asked for). `local` is each message's local
+  /// address unless a control message names another (IP_PKTINFO).
+  recv_batch(size_t n, size_t control, const udp_address& local = {});
 
   size_t size() const noexcept {
     return msgs_.size();
@@ -56,6 +58,7 @@ public:
 
 private:
   size_t control_;
+  udp_address local_;
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iovs_;
   std::vector<udp_address> names_;

@@ -32,9 +32,12 @@
 // back when the loop goes idle, so no buffer stays out of the pool while
 // nothing is sent.
 //
-// A source-address field (reply from the local address the request
-// arrived at, IP_PKTINFO) belongs in `transmit`, next to `to`, and then in
-// the message's control area beside UDP_SEGMENT.
+// Source address: on a socket bound to a wildcard (`set_source`) each
+// reply carries the local address its request arrived at (`transmit::from`)
+// and leaves from it (IP_PKTINFO / IPV6_PKTINFO in the message's control
+// area, beside UDP_SEGMENT; pktinfo.hpp); GSO groups replies by (peer,
+// source, size). A reply without a source (unspecified) leaves from the
+// kernel's choice. A socket bound to one address adds nothing.
 //
 // Timing: a reply carries the time its handler made it (`made`, read
 // by the endpoint when latency histograms are on); when sendmmsg returns
@@ -72,9 +75,13 @@ struct transmit {
   /// a transmit (and every batch and queue of them) is no bigger for it.
   uint32_t made = 0;
   slice payload;
+  /// The local address to send from (used with `replier_env::set_source`);
+  /// unspecified: the kernel's default source.
+  udp_address from;
 };
 
-static_assert(sizeof(transmit) == 56, "the time stamp must stay in padding");
+static_assert(sizeof(transmit) == 56 + sizeof(udp_address),
+              "the time stamp must stay in padding");
 
 /// A reply's time stamp: the low 32 bits of steady-clock ns, made odd (0
 /// means "not timed"; 1 ns of error). Differences are exact up to 4.29 s;
@@ -102,6 +109,9 @@ struct replier_env {
   /// Where "reply → handed to the kernel" is recorded (the endpoint's
   /// handler type); null: not recorded.
   handler_type* timing = nullptr;
+  /// The socket is bound to a wildcard: send each reply from its
+  /// `transmit::from` (IP_PKTINFO / IPV6_PKTINFO).
+  bool set_source = false;
 };
 
 /// See file comment.
@@ -121,15 +131,17 @@ public:
     return count_;
   }
 
-  /// Queues `payload` for `to`, sending the batch first when it is full.
-  /// False when there is no room even then (the socket is full): nothing
-  /// queued, the caller counts it.
-  bool add(const udp_address& to, slice payload, uint32_t made = 0) noexcept;
+  /// Queues `payload` for `to`, sent from `from` (see `set_source`),
+  /// sending the batch first when it is full. `made`: when the handler made
+  /// it (`reply_stamp`; 0: not timed). False when there is no room even
+  /// then (the socket is full): nothing queued, the caller counts it.
+  bool add(const udp_address& to, slice payload, const udp_address& from = {},
+           uint32_t made = 0) noexcept;
 
   /// Copies `bytes` into a send buffer (the replier's packer) and queues
   /// them. False when no buffer or no room; counted by the caller.
   bool add_copy(const udp_address& to, std::string_view bytes,
-                uint32_t made = 0) noexcept;
+                const udp_address& from = {}, uint32_t made = 0) noexcept;
 
   /// Sends what is pending. True when everything went (sent or dropped
   /// and counted); false when the socket is full and replies wait.
@@ -204,11 +216,11 @@ private:
   std::vector<message> plan_;      // one per message, in sending order
   std::vector<uint32_t> order_;    // pending_ indices, message by message
   std::vector<uint32_t> cursor_;   // per group: next position in order_
-  std::vector<table_slot> table_;  // (peer, size) -> open group
+  std::vector<table_slot> table_;  // (peer, source, size) -> open group
   uint32_t generation_ = 0;        // table_ slots of older plans are stale
   std::vector<mmsghdr> msgs_;
   std::vector<iovec> iovs_;
-  std::vector<char> controls_; // one UDP_SEGMENT cmsg per message
+  std::vector<char> controls_; // per message: UDP_SEGMENT, source address
 };
 
 } // namespace mayfly::detail

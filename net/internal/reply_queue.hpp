@@ -54,14 +54,16 @@ public:
 
   reply_queue(buffer_pools& pools, uint32_t capacity, waker& wake);
 
-  /// Any thread: queues `payload` for `to`; false (counted) when full or
-  /// closed.
-  /// `made`: when the handler made it (`reply_stamp`; 0: not timed).
-  bool post(const udp_address& to, slice payload, uint32_t made = 0) noexcept;
+  /// Any thread: queues `payload` for `to`, to be sent from `from` (the
+  /// local address the request arrived at; see `replier`); false
+  /// (counted) when full or closed. `made`: when the handler made it
+  /// (`reply_stamp`; 0: not timed).
+  bool post(const udp_address& to, slice payload, const udp_address& from = {},
+            uint32_t made = 0) noexcept;
 
   /// Any thread: packs `bytes` into a send buffer and queues them.
   bool post_copy(const udp_address& to, std::string_view bytes,
-                 uint32_t made = 0) noexcept;
+                 const udp_address& from = {}, uint32_t made = 0) noexcept;
 
   /// IO thread: moves queued replies into `out` while it has room. True
   /// when any moved.

@@ -22,6 +22,8 @@ struct fake_action {
     fail,      ///< return -err without calling the kernel
     partial,   ///< send: pass only the first `count` messages to the kernel
     set_flags, ///< receive: call the kernel, then OR `flags` into message 0
+    strip_control, ///< receive: as set_flags, and message 0 loses its
+                   ///< control messages (a missing IP_PKTINFO)
   } kind;
   int err = 0;
   unsigned count = 0;
@@ -92,8 +94,10 @@ private:
       if (a.kind == fake_action::fail)
         return -a.err;
       int rc = detail::real_socket_calls().recvmmsg(fd, msgs, n);
-      if (rc > 0 && a.kind == fake_action::set_flags)
+      if (rc > 0 && a.kind != fake_action::fail)
         msgs[0].msg_hdr.msg_flags |= a.flags;
+      if (rc > 0 && a.kind == fake_action::strip_control)
+        msgs[0].msg_hdr.msg_controllen = 0;
       return rc;
     }
     return detail::real_socket_calls().recvmmsg(fd, msgs, n);

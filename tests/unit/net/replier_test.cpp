@@ -1,10 +1,11 @@
 // The replier on its own (net/internal/replier.hpp), over a fake sendmmsg
 // that records every message: grouping of one batch's replies by (peer,
-// size) into GSO messages, the limits of a GSO message, order within a
+// source, size) into GSO messages, the source address beside UDP_SEGMENT, the limits of a GSO message, order within a
 // group, partial sends, and the pools back at zero afterwards.
 
 #include <mayfly/net/internal/replier.hpp>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 
@@ -27,6 +28,7 @@ using detail::replier_env;
 struct seen {
   udp_address to;
   uint16_t segment = 0; // UDP_SEGMENT, 0: none
+  std::string from;     // IP_PKTINFO / IPV6_PKTINFO source, "": none
   std::vector<std::string> parts;
 };
 
@@ -47,8 +49,20 @@ int fake_send(int, mmsghdr* msgs, unsigned n) noexcept {
     s.to = udp_address{static_cast<const sockaddr*>(hdr.msg_name),
                        hdr.msg_namelen};
     for (auto* c = CMSG_FIRSTHDR(&hdr); c != nullptr; c = CMSG_NXTHDR(&hdr, c))
-      if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_SEGMENT)
+      if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_SEGMENT) {
         std::memcpy(&s.segment, CMSG_DATA(c), sizeof(s.segment));
+      } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        in_pktinfo info;
+        std::memcpy(&info, CMSG_DATA(c), sizeof(info));
+        char text[INET_ADDRSTRLEN];
+        s.from = inet_ntop(AF_INET, &info.ipi_spec_dst, text, sizeof(text));
+      } else if (c->cmsg_level == IPPROTO_IPV6
+                 && c->cmsg_type == IPV6_PKTINFO) {
+        in6_pktinfo info;
+        std::memcpy(&info, CMSG_DATA(c), sizeof(info));
+        char text[INET6_ADDRSTRLEN];
+        s.from = inet_ntop(AF_INET6, &info.ipi6_addr, text, sizeof(text));
+      }
     size_t bytes = 0;
     for (size_t k = 0; k < hdr.msg_iovlen; ++k) {
       auto& iov = hdr.msg_iov[k];
@@ -75,7 +89,8 @@ protected:
     ASSERT_TRUE(pools);
   }
 
-  std::unique_ptr<replier> make(uint32_t batch, bool gso = true) {
+  std::unique_ptr<replier> make(uint32_t batch, bool gso = true,
+                                bool set_source = false) {
     replier_env env;
     env.fd = -1;
     env.pools = pools.get();
@@ -85,6 +100,7 @@ protected:
     env.gso = gso;
     env.gso_max_segment = 1472;
     env.name = "test";
+    env.set_source = set_source;
     return std::make_unique<replier>(env);
   }
 
@@ -240,6 +256,55 @@ TEST_F(ReplierTest, DropPendingCountsWhatNeverLeft) {
   EXPECT_EQ(counters.get(detail::shutdown_reply_drops), 2);
   EXPECT_EQ(r->pending(), 0u);
   EXPECT_TRUE(calls.empty());
+}
+
+// -- the source address (issue 16) ---------------------------------------------------
+
+TEST_F(ReplierTest, Issue16SourceSplitsGroupsAndRidesBesideUdpSegment) {
+  auto r = make(32, true, true);
+  auto s2 = *udp_address::parse("127.0.0.2:53");
+  auto s3 = *udp_address::parse("127.0.0.3:53");
+  auto v6 = *udp_address::parse("[::1]:53");
+  auto mapped = *udp_address::parse("[::ffff:127.0.0.2]:53");
+  // One peer, two sources, interleaved: two GSO messages, not one.
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(r->add_copy(a, text(100, 'p'), s2));
+    ASSERT_TRUE(r->add_copy(a, text(100, 'q'), s3));
+  }
+  ASSERT_TRUE(r->add_copy(a, "lone", s2));
+  ASSERT_TRUE(r->add_copy(b, "kernel's choice")); // no source known
+  ASSERT_TRUE(r->add_copy(b, "wildcard", *udp_address::parse("0.0.0.0:53")));
+  ASSERT_TRUE(r->add_copy(c, "v6", v6));
+  ASSERT_TRUE(r->add_copy(c, "v4-mapped", mapped));
+  ASSERT_TRUE(r->flush());
+  ASSERT_EQ(calls.size(), 1u);
+  auto& m = calls[0];
+  ASSERT_EQ(m.size(), 7u);
+  EXPECT_EQ(m[0].segment, 100);
+  EXPECT_EQ(m[0].from, "127.0.0.2");
+  EXPECT_EQ(m[0].parts, std::vector<std::string>(3, text(100, 'p')));
+  EXPECT_EQ(m[1].segment, 100);
+  EXPECT_EQ(m[1].from, "127.0.0.3");
+  EXPECT_EQ(m[1].parts, std::vector<std::string>(3, text(100, 'q')));
+  EXPECT_EQ(m[2].segment, 0);
+  EXPECT_EQ(m[2].from, "127.0.0.2");
+  EXPECT_EQ(m[3].from, ""); // no control message at all
+  EXPECT_EQ(m[4].from, ""); // a wildcard is no source to send from
+  EXPECT_EQ(m[5].from, "::1");
+  EXPECT_EQ(m[6].from, "127.0.0.2"); // IP_PKTINFO: sent as IPv4
+}
+
+TEST_F(ReplierTest, Issue16ASocketBoundToOneAddressSendsNoSource) {
+  auto r = make(8); // set_source off: the bound address is the source
+  auto s2 = *udp_address::parse("127.0.0.2:53");
+  auto s3 = *udp_address::parse("127.0.0.3:53");
+  ASSERT_TRUE(r->add_copy(a, text(10, 'x'), s2));
+  ASSERT_TRUE(r->add_copy(a, text(10, 'y'), s3));
+  ASSERT_TRUE(r->flush());
+  ASSERT_EQ(calls.size(), 1u);
+  ASSERT_EQ(calls[0].size(), 1u); // one GSO message: sources ignored
+  EXPECT_EQ(calls[0][0].segment, 10);
+  EXPECT_EQ(calls[0][0].from, "");
 }
 
 } // namespace

@@ -55,6 +55,16 @@ protected:
     client = std::make_unique<test::udp_client>(endpoint->local_address(), 500);
   }
 
+  /// `start` on 0.0.0.0, with the client connected to `host` at its port.
+  void start_wildcard(int copies, const char* host) {
+    endpoint_config ec;
+    ec.address = *udp_address::parse("0.0.0.0:0");
+    start(copies, ec);
+    auto port = endpoint->local_address().port();
+    client = std::make_unique<test::udp_client>(
+      *udp_address::parse(host, port), 500);
+  }
+
   void TearDown() override {
     client.reset();
     test::stop_and_expect_balanced(rt);
@@ -158,6 +168,40 @@ TEST_F(SeamTest, ControlTruncationOnGroIsCountedNeverGuessed) {
   EXPECT_FALSE(client->receive());
   round_trip("the next one is fine");
   EXPECT_EQ(stats()["control_truncated"], 1);
+}
+
+// -- the destination address on a wildcard bind (issue 16) ---------------------------
+
+TEST_F(SeamTest, DatagramWithoutPktinfoIsAnsweredFromTheDefaultSourceAndCounted) {
+  // A wildcard-bound endpoint whose kernel sends no IP_PKTINFO for one
+  // datagram (or cut it: MSG_CTRUNC): that datagram is still answered,
+  // from the source the kernel picks (127.0.0.1 here), and counted.
+  start_wildcard(1, "127.0.0.1");
+  fake().on_recv({fake_action::strip_control});
+  round_trip("no pktinfo");
+  fake().on_recv({fake_action::strip_control, 0, 0, MSG_CTRUNC});
+  round_trip("pktinfo cut off");
+  round_trip("pktinfo present");
+  EXPECT_EQ(fake().left(), 0u);
+  auto st = stats();
+  EXPECT_EQ(st["pktinfo_missing"], 2);
+  EXPECT_EQ(st["datagrams_in"], 3);
+  EXPECT_EQ(st["control_truncated"], 0);
+}
+
+TEST_F(SeamTest, PartialSendmmsgKeepsEachReplysSource) {
+  // Replies that wait for the next sendmmsg keep the address they leave
+  // from: a client connected to 127.0.0.2 gets all three.
+  start_wildcard(3, "127.0.0.2");
+  fake().on_send({fake_action::partial, 0, 1});
+  fake().on_send({fake_action::fail, EAGAIN});
+  ASSERT_TRUE(client->send("abc"));
+  for (const char* want : {"abc", "abc#x", "abc#xx"}) {
+    auto reply = client->receive();
+    ASSERT_TRUE(reply) << want << " lost or sent from another address";
+    EXPECT_EQ(*reply, want);
+  }
+  EXPECT_EQ(stats()["pktinfo_missing"], 0);
 }
 
 // -- send ---------------------------------------------------------------------------

@@ -382,11 +382,15 @@ TEST_F(EndpointTest, SeveralReceiveThreadsShareThePort) {
 
 namespace {
 
-/// Echo round trips over a real socket through `start()`'s endpoint:
-/// allocations per datagram, all code (CAF included). mayfly's own heap
-/// must see none.
-double allocations_per_echo(udp_endpoint& endpoint) {
-  test::udp_client client{endpoint.local_address()};
+/// Echo round trips over a real socket through `start()`'s endpoint (to
+/// `host` at its port, when given): allocations per datagram, all code (CAF
+/// included). mayfly's own heap must see none.
+double allocations_per_echo(udp_endpoint& endpoint,
+                            const char* host = nullptr) {
+  auto to = endpoint.local_address();
+  if (host != nullptr)
+    to = *udp_address::parse(host, to.port());
+  test::udp_client client{to};
   // Round trips with a stack buffer: the client allocates nothing.
   auto round_trips = [&](int n) {
     char buf[64];
@@ -550,6 +554,33 @@ TEST_F(EndpointTest, AnInvalidSourceLimitIsAnErrorWhenTheEndpointOpens) {
   ASSERT_FALSE(ep);
   EXPECT_EQ(ep.error().message(),
             "handler 'echo': source_limit.ipv4_prefix: 40 is not in 0..32");
+TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnAWildcardBind) {
+  // 0.0.0.0: every datagram brings its destination address (IP_PKTINFO)
+  // and every reply a source address; neither allocates.
+  if (!test::counting_enabled())
+    GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
+                    "release preset runs this test";
+  start(test::small_runtime_config(), "0.0.0.0:0");
+  auto per_datagram = allocations_per_echo(*endpoint, "127.0.0.2");
+  std::printf("allocations per echoed datagram (all code, wildcard bind, "
+              "handlers on the IO thread): %.3f\n",
+              per_datagram);
+  EXPECT_LE(per_datagram, 1.1);
+  EXPECT_EQ(net_stats()["pktinfo_missing"], 0);
+}
+
+TEST_F(EndpointTest,
+       NoMayflyHeapAllocationPerEchoedDatagramOnAWildcardBindOnWorkers) {
+  if (!test::counting_enabled())
+    GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
+                    "release preset runs this test";
+  start_on = handler_start::workers;
+  start(test::small_runtime_config(), "0.0.0.0:0");
+  auto per_datagram = allocations_per_echo(*endpoint, "127.0.0.3");
+  std::printf("allocations per echoed datagram (all code, wildcard bind, "
+              "handlers on workers): %.3f\n",
+              per_datagram);
+  EXPECT_LE(per_datagram, 2.1);
 }
 
 // -- where replies go ----------------------------------------------------------------
