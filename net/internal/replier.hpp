@@ -80,7 +80,16 @@ struct transmit {
   udp_address from;
 };
 
-static_assert(sizeof(transmit) == 56 + sizeof(udp_address),
+namespace transmit_layout {
+/// `transmit` without its time stamp: the stamp must not make it bigger.
+struct untimed {
+  udp_address to;
+  slice payload;
+  udp_address from;
+};
+} // namespace transmit_layout
+
+static_assert(sizeof(transmit) == sizeof(transmit_layout::untimed),
               "the time stamp must stay in padding");
 
 /// A reply's time stamp: the low 32 bits of steady-clock ns, made odd (0

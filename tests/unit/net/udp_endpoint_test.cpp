@@ -554,6 +554,8 @@ TEST_F(EndpointTest, AnInvalidSourceLimitIsAnErrorWhenTheEndpointOpens) {
   ASSERT_FALSE(ep);
   EXPECT_EQ(ep.error().message(),
             "handler 'echo': source_limit.ipv4_prefix: 40 is not in 0..32");
+}
+
 TEST_F(EndpointTest, NoMayflyHeapAllocationPerEchoedDatagramOnAWildcardBind) {
   // 0.0.0.0: every datagram brings its destination address (IP_PKTINFO)
   // and every reply a source address; neither allocates.
