@@ -35,31 +35,28 @@
 /// hostname it controls). More than one `Host` header, or none on HTTP/1.1,
 /// gets 400 (RFC 9112, 3.2); HTTP/1.0 may omit it.
 ///
-/// **Threads.** One listener thread accepts connections; one reception
-/// thread holds every connection waiting for a request head and reads them
-/// without blocking; a pool of `limits.threads` threads answers requests
-/// whose head arrived whole (cpp-httplib's parser and router; see
-/// stats_endpoint.cpp). Each request calls `runtime::collect_stats()` on a
-/// pool thread, never on the datagram path.
+/// **Threads.** One event thread runs libmicrohttpd (epoll, no thread per
+/// client): it accepts, reads, parses and answers every connection without
+/// blocking, and calls `runtime::collect_stats()` per request, never on the
+/// datagram path (stats_endpoint.cpp).
 ///
 /// **Bounded.** At most `limits.max_connections` connections are open;
-/// beyond, and when every pool thread is busy with `limits.max_queued`
-/// whole requests waiting, an immediate 503. A request must arrive whole
-/// within `request_timeout_ms` of its first byte (or, for a connection's
-/// first request, of the accept plus that) and hold at most
-/// `max_request_bytes`; a response must be written within
-/// `request_timeout_ms`; an idle connection is closed after
-/// `keep_alive_timeout_ms` or `keep_alive_max` requests. A slow client
-/// (one header byte a second, say) costs a descriptor and bounded memory,
-/// never a pool thread, until its deadline cuts it: others are answered
-/// meanwhile. Malformed requests get 400, 413, 414 or a closed connection;
-/// none can crash the process.
+/// beyond, an immediate 503. A request must arrive whole within
+/// `request_timeout_ms` of its first byte (or, for a connection's first
+/// request, of the accept) and hold at most `max_request_bytes`; a response
+/// must be written within `request_timeout_ms`; an idle connection is closed
+/// after `keep_alive_timeout_ms` or `keep_alive_max` requests (all in ms,
+/// enforced by the event loop). A slow client (one header byte a second,
+/// say) costs a descriptor and bounded memory, never a thread, until its
+/// deadline cuts it: others are answered meanwhile. Malformed requests get
+/// 400, 414, 431, 505 or a closed connection (some answered by
+/// libmicrohttpd itself, docs/stats.md); none can crash the process.
 ///
 /// **Lifetime.** `open` starts serving and attaches the endpoint to the
 /// runtime, which owns it. It keeps serving through `stop_receiving()`, so
 /// the figures of a shutdown (handlers draining) can be watched; `close()`,
-/// the last step of `runtime::stop()`, stops the server, cuts open
-/// connections and joins every thread (idempotent; a few milliseconds). Statistics of the endpoint
+/// the last step of `runtime::stop()`, stops the server, closes open
+/// connections and joins its thread (idempotent; a few milliseconds). Statistics of the endpoint
 /// itself appear under `/net/http:<address>` (docs/stats.md).
 
 #include <cstdint>
@@ -81,14 +78,14 @@ class runtime;
 /// Limits of a stats endpoint. The defaults suit a browser tab, a
 /// Prometheus scraper and a few `curl`s at once.
 struct stats_endpoint_limits {
-  /// Pool threads: connections served at once (1..64).
+  /// Ignored (1..64 still checked, for old configurations): one event
+  /// thread serves every connection.
   uint32_t threads = 4;
-  /// Connections with a whole request waiting for a pool thread; beyond,
-  /// 503 (0..1024).
+  /// Ignored (0..1024 still checked): there is no request queue.
   uint32_t max_queued = 16;
   /// Open connections, served or waiting for a request (1..4096); beyond,
-  /// 503. Each costs a descriptor and at most `max_request_bytes` of buffer,
-  /// never a thread.
+  /// 503. Each costs a descriptor and at most 2 x `max_request_bytes` +
+  /// 32 KiB of libmicrohttpd's memory pool, never a thread.
   uint32_t max_connections = 256;
   /// A request (line, headers, body) must arrive within this time, counted
   /// from its first byte; a response must be written within it (ms, >0).
@@ -158,14 +155,14 @@ public:
   /// Nothing: statistics stay readable while the runtime drains.
   void stop_receiving() noexcept override;
 
-  /// Stops the server and joins its threads (see file comment). Idempotent.
+  /// Stops the server and joins its thread (see file comment). Idempotent.
   void close() noexcept override;
 
   /// The endpoint's own counters (docs/stats.md, "net", HTTP endpoint).
   nlohmann::json stats() const override;
 
 private:
-  /// The HTTP server and its threads (stats_endpoint.cpp).
+  /// The libmicrohttpd daemon and its event thread (stats_endpoint.cpp).
   struct state;
 
   stats_endpoint(runtime& rt, const stats_endpoint_limits& limits);

@@ -29,7 +29,7 @@ packages=(
   build-essential cmake ninja-build git pkg-config
   libcaf-dev libmimalloc-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  liburing-dev libcpp-httplib-dev
+  liburing-dev libmicrohttpd-dev
   clang libclang-rt-14-dev
   dnsutils curl jq python3
 )

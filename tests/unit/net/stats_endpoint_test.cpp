@@ -340,7 +340,7 @@ TEST_F(StatsEndpoint, CountsItsOwnRequests) {
   EXPECT_GE(mine["connections"].get<int64_t>(), 5);
   EXPECT_GT(mine["bytes_out"].get<int64_t>(), 0);
   EXPECT_GT(mine["bytes_in"].get<int64_t>(), 0);
-  EXPECT_EQ(mine["threads"], 4);
+  EXPECT_EQ(mine["threads"], 1); // one event thread (libmicrohttpd)
 }
 
 TEST_F(StatsEndpoint, NeverShowsPayloadBytes) {
@@ -496,10 +496,14 @@ TEST_F(StatsEndpoint, GarbageGets400OrAClosedConnection) {
     c.send(bytes);
     c.shutdown_write();
     auto r = c.read_response();
-    EXPECT_TRUE(r.status == 0 || r.status == 400 || r.status == 200)
+    // 505: libmicrohttpd refuses HTTP/2+ on an HTTP/1 port itself.
+    EXPECT_TRUE(r.status == 0 || r.status == 400 || r.status == 200
+                || r.status == 505)
       << r.status << " for " << json(bytes).dump(-1, ' ', true,
                                                  json::error_handler_t::replace);
-    if (r.status == 400) {
+    // Requests that do not parse are answered by libmicrohttpd itself, with
+    // its short HTML body; those that reach the endpoint get JSON.
+    if (r.status == 400 && r.header("content-type") == "application/json") {
       EXPECT_EQ(json::parse(r.body, nullptr, false)["error"], "bad request");
     }
   }
@@ -533,7 +537,7 @@ TEST_F(StatsEndpoint, BadRequestEndsTheConnection) {
 
 TEST_F(StatsEndpoint, OverlongRequestsAreRefused) {
   {
-    // URI beyond httplib's 8 KiB limit.
+    // A request target beyond 8 KiB.
     auto r = get("/" + std::string(10000, 'a'));
     EXPECT_EQ(r.status, 414);
   }
@@ -563,8 +567,8 @@ TEST_F(StatsEndpoint, OverlongRequestsAreRefused) {
 }
 
 TEST_F(StatsEndpoint, SlowClientDoesNotStallOthers) {
-  // Half a request, then silence: it waits in the reception until its
-  // deadline, holding no pool thread, and the others keep answering.
+  // Half a request, then silence: it waits until its deadline, holding no
+  // thread (one event loop serves all), and the others keep answering.
   tcp_client slow{stats->local_address(), 10000};
   ASSERT_TRUE(slow.connected());
   ASSERT_TRUE(slow.send("GET /stats HTTP/1.1\r\nHost: 127.0"));
@@ -649,7 +653,7 @@ TEST_F(StatsEndpoint, StopClosesEverythingAndBalances) {
 
 TEST_F(StatsEndpoint, OpenOnAStoppedRuntimeClosesAtOnce) {
   // attach() closes an endpoint that arrives after stop(), possibly before
-  // its listener thread has entered httplib's accept loop: no hang.
+  // its event thread has started: no hang.
   rt->stop();
   for (int i = 0; i < 20; ++i) {
     auto ep = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"));
