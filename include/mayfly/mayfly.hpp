@@ -16,6 +16,7 @@
 #include <mayfly/runtime/slice.hpp>
 
 #include <mayfly/actors/address.hpp>
+#include <mayfly/actors/barrier.hpp>
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/errors.hpp>
