@@ -61,8 +61,11 @@ struct barrier_state {
   bool ticking = false;
 };
 
-caf::behavior barrier_behavior(caf::stateful_actor<barrier_state>* self) {
-  auto check = [self] {
+// (`poll`: an argument of its own also keeps CAF 0.17.6's init_fun_factory
+// from dereferencing an empty argument tuple, which UBSan reports.)
+caf::behavior barrier_behavior(caf::stateful_actor<barrier_state>* self,
+                               std::chrono::microseconds poll) {
+  auto check = [self, poll] {
     auto& st = self->state;
     for (auto i = st.waiting.begin(); i != st.waiting.end();) {
       if (i->gate->passed(i->target)) {
@@ -74,8 +77,7 @@ caf::behavior barrier_behavior(caf::stateful_actor<barrier_state>* self) {
     }
     if (!st.waiting.empty() && !st.ticking) {
       st.ticking = true;
-      self->delayed_send(self, std::chrono::microseconds(100),
-                         barrier_tick_atom::value);
+      self->delayed_send(self, poll, barrier_tick_atom::value);
     }
   };
   return {
@@ -396,7 +398,7 @@ void runtime::stop() {
 caf::actor runtime::barrier() {
   std::lock_guard<std::mutex> guard{barrier_mtx_};
   if (!barrier_ && running())
-    barrier_ = spawn(barrier_behavior);
+    barrier_ = spawn(barrier_behavior, std::chrono::microseconds(100));
   return barrier_;
 }
 

@@ -79,10 +79,12 @@ namespace mayfly {
 class runtime;
 
 /// Limits of a stats endpoint. The defaults suit a browser tab, a
-/// Prometheus scraper and a few `curl`s at once.
+/// Prometheus scraper and a few `curl`s at once: a request takes about a
+/// millisecond, so one thread serves them in turn while `max_queued` wait.
 struct stats_endpoint_limits {
-  /// Pool threads: connections served at once (1..64).
-  uint32_t threads = 4;
+  /// Pool threads: connections served at once (1..64). One by default, so
+  /// that a small tool is not a dozen threads at rest.
+  uint32_t threads = 1;
   /// Connections with a whole request waiting for a pool thread; beyond,
   /// 503 (0..1024).
   uint32_t max_queued = 16;
@@ -109,7 +111,7 @@ struct stats_endpoint_limits {
 /// The `stats` section of a configuration document:
 ///
 /// ```json
-/// "stats": { "address": "127.0.0.1:9100", "threads": 4, "max_queued": 16,
+/// "stats": { "address": "127.0.0.1:9100", "threads": 1, "max_queued": 16,
 ///            "max_connections": 256, "request_timeout_ms": 5000,
 ///            "keep_alive_timeout_ms": 2000, "keep_alive_max": 100,
 ///            "max_request_bytes": 16384, "allowed_hosts": ["stats.lan"] }

@@ -316,52 +316,54 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
   auto failed = [shared](const caf::error&) {
     shared->counters.add(shared_state::queries_failed);
   };
+  // --8<-- [start:barrier]
   // After every datagram admitted before this one was handled (on any
   // receive thread): their batches are then in the aggregators' mailboxes
   // ahead of the requests below.
   ctx.after_earlier([&ctx, self, kind, stored, shared, failed] {
-      auto members = shared->members();
-      if (members->empty()) {
-        shared->counters.add(shared_state::queries_failed);
-        return;
-      }
-      if (kind == tally::query_kind::name) {
-        auto& agg = (*members)[pick(stored, members->size())];
-        self->request(agg, 5s, total_atom::value, std::string{stored})
-          .then([&ctx, stored](int64_t total) {
-            auto* buf = ctx.arena().make_array<char>(stored.size() + 24);
-            auto n = std::snprintf(buf, stored.size() + 24, "%.*s:%lld\n",
-                                   static_cast<int>(stored.size()),
-                                   stored.data(),
-                                   static_cast<long long>(total));
-            reply_detached(ctx, buf, static_cast<size_t>(n));
-          }, failed);
-        return;
-      }
-      // ?*: ask every aggregator, answer when the last one replied.
-      struct acc {
-        size_t pending;
-        int64_t keys = 0;
-        uint64_t sum = 0;
-      };
-      auto* totals = ctx.arena().make<acc>(acc{members->size()});
-      for (auto& agg : *members)
-        self->request(agg, 5s, summary_atom::value)
-          .then([&ctx, totals, shared](int64_t keys, int64_t sum) {
-            totals->keys += keys;
-            totals->sum += static_cast<uint64_t>(sum);
-            if (--totals->pending > 0)
-              return;
-            char buf[96];
-            auto n = std::snprintf(
-              buf, sizeof(buf), "keys:%lld sum:%lld errors:%lld\n",
-              static_cast<long long>(totals->keys),
-              static_cast<long long>(static_cast<int64_t>(totals->sum)),
-              static_cast<long long>(
-                shared->counters.sum(shared_state::errors)));
-            reply_detached(ctx, buf, static_cast<size_t>(n));
-          }, failed);
-    });
+    auto members = shared->members();
+    if (members->empty()) {
+      shared->counters.add(shared_state::queries_failed);
+      return;
+    }
+    if (kind == tally::query_kind::name) {
+      auto& agg = (*members)[pick(stored, members->size())];
+      self->request(agg, 5s, total_atom::value, std::string{stored})
+        .then([&ctx, stored](int64_t total) {
+          auto* buf = ctx.arena().make_array<char>(stored.size() + 24);
+          auto n = std::snprintf(buf, stored.size() + 24, "%.*s:%lld\n",
+                                 static_cast<int>(stored.size()),
+                                 stored.data(),
+                                 static_cast<long long>(total));
+          reply_detached(ctx, buf, static_cast<size_t>(n));
+        }, failed);
+      return;
+    }
+    // ?*: ask every aggregator, answer when the last one replied.
+  // --8<-- [end:barrier]
+    struct acc {
+      size_t pending;
+      int64_t keys = 0;
+      uint64_t sum = 0;
+    };
+    auto* totals = ctx.arena().make<acc>(acc{members->size()});
+    for (auto& agg : *members)
+      self->request(agg, 5s, summary_atom::value)
+        .then([&ctx, totals, shared](int64_t keys, int64_t sum) {
+          totals->keys += keys;
+          totals->sum += static_cast<uint64_t>(sum);
+          if (--totals->pending > 0)
+            return;
+          char buf[96];
+          auto n = std::snprintf(
+            buf, sizeof(buf), "keys:%lld sum:%lld errors:%lld\n",
+            static_cast<long long>(totals->keys),
+            static_cast<long long>(static_cast<int64_t>(totals->sum)),
+            static_cast<long long>(
+              shared->counters.sum(shared_state::errors)));
+          reply_detached(ctx, buf, static_cast<size_t>(n));
+        }, failed);
+  });
 }
 
 // -- remote aggregators (ingest node) ---------------------------------------------

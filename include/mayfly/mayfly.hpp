@@ -25,6 +25,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
 
+#include <mayfly/net/config.hpp>
 #include <mayfly/net/serve.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <chrono>
 #include <random>
 #include <string>
@@ -46,6 +47,7 @@ protected:
   }
 
   void TearDown() override {
+    release = true; // a failed test must not leave a handler stuck
     if (rt)
       rt->stop();
     counter = nullptr; // no handle may outlive the actor system
@@ -56,6 +58,32 @@ protected:
     return rt->collect_stats()["net"][endpoint->name()];
   }
 
+  // One handler at a time, on a worker (so that the IO thread goes on
+  // reading), stuck until `release`; `overload` as given.
+  handler_type& add_stuck(std::optional<overload_policy> overload) {
+    handler_options options;
+    options.max_in_flight = 1;
+    options.overload = overload;
+    options.start = handler_start::workers;
+    return rt->add_handler(
+      "stuck",
+      [this](handler_context& ctx, const datagram& d) {
+        while (!release.load())
+          std::this_thread::yield();
+        ctx.reply(d.payload);
+      },
+      options);
+  }
+
+  // Sends ten datagrams and waits until the endpoint has read them all.
+  void send_ten(test::udp_client& client) {
+    for (int i = 0; i < 10; ++i)
+      ASSERT_TRUE(client.send("x"));
+    ASSERT_TRUE(
+      test::eventually([&] { return net_stats()["datagrams_in"] == 10; }));
+  }
+
+  std::atomic<bool> release{false};
   std::unique_ptr<runtime> rt;
   udp_endpoint* endpoint = nullptr;
   caf::actor counter;
@@ -65,25 +93,10 @@ TEST_F(HandlerOptions, TheTypesOverloadPolicyOverridesTheRuntimes) {
   auto cfg = test::small_runtime_config();
   ASSERT_EQ(cfg.overload, overload_policy::pause);
   make(cfg);
-  std::atomic<bool> release{false};
-  handler_options options;
-  options.max_in_flight = 1;
-  options.overload = overload_policy::drop;
-  // On a worker, so that the IO thread goes on reading (and refusing).
-  options.start = handler_start::workers;
-  auto& h = rt->add_handler(
-    "slow",
-    [&](handler_context& ctx, const datagram& d) {
-      while (!release.load())
-        std::this_thread::yield();
-      ctx.reply(d.payload);
-    },
-    options);
+  auto& h = add_stuck(overload_policy::drop);
   open(h);
   test::udp_client client{endpoint->local_address(), 500};
-  for (int i = 0; i < 10; ++i)
-    ASSERT_TRUE(client.send("x"));
-  ASSERT_TRUE(test::eventually([&] { return net_stats()["datagrams_in"] == 10; }));
+  send_ten(client);
   release = true;
   EXPECT_TRUE(client.receive());
   auto st = net_stats();
@@ -93,23 +106,10 @@ TEST_F(HandlerOptions, TheTypesOverloadPolicyOverridesTheRuntimes) {
 
 TEST_F(HandlerOptions, TheRuntimesPolicyAppliesWhenTheTypeSetsNone) {
   make();
-  std::atomic<bool> release{false};
-  handler_options options;
-  options.max_in_flight = 1;
-  options.start = handler_start::workers;
-  auto& h = rt->add_handler(
-    "slow",
-    [&](handler_context& ctx, const datagram& d) {
-      while (!release.load())
-        std::this_thread::yield();
-      ctx.reply(d.payload);
-    },
-    options);
+  auto& h = add_stuck(std::nullopt);
   open(h);
   test::udp_client client{endpoint->local_address()};
-  for (int i = 0; i < 10; ++i)
-    ASSERT_TRUE(client.send("x"));
-  ASSERT_TRUE(test::eventually([&] { return net_stats()["datagrams_in"] == 10; }));
+  send_ten(client);
   release = true;
   int replies = 0;
   while (replies < 10 && client.receive())
@@ -207,13 +207,13 @@ class Barrier : public HandlerOptions {
 protected:
   void start(uint32_t receive_threads = 1) {
     make();
-    counter = rt->spawn([](caf::event_based_actor*) {
-      auto n = std::make_shared<int64_t>(0);
+    counter = rt->spawn([](caf::event_based_actor*, int64_t start) {
+      auto n = std::make_shared<int64_t>(start);
       return caf::behavior{
         [n](add_atom) { ++*n; },
         [n](get_atom) { return *n; },
       };
-    });
+    }, int64_t{0});
     handler_options options;
     options.start = handler_start::workers;
     options.ask_timeout = std::chrono::seconds(5);
@@ -292,12 +292,11 @@ TEST_F(Barrier, AQueryWithNothingBeforeItIsAnsweredAtOnce) {
 
 TEST_F(Barrier, AQueryStillWaitingAtStopFailsCleanly) {
   make();
-  std::atomic<bool> release{false};
   handler_options options;
   options.start = handler_start::workers;
   auto& h = rt->add_handler(
     "stuck",
-    [&](handler_context& ctx, const datagram& d) {
+    [this](handler_context& ctx, const datagram& d) {
       if (d.payload.view() == "?") {
         ctx.after_earlier([&ctx] { ctx.reply(std::string_view{"late"}); });
         return;
