@@ -16,6 +16,10 @@ const char* to_string(overload_policy x) noexcept {
   return x == overload_policy::pause ? "pause" : "drop";
 }
 
+const char* to_string(handler_start s) noexcept {
+  return s == handler_start::workers ? "workers" : "io_thread";
+}
+
 const char* to_string(worker_idle x) noexcept {
   return x == worker_idle::poll ? "poll" : "block";
 }

@@ -48,6 +48,18 @@ enum class overload_policy : uint8_t {
   drop,
 };
 
+/// Where a handler spawned for a datagram runs first.
+enum class handler_start : uint8_t {
+  /// On the IO thread that received the datagram, at once, until the
+  /// handler finishes or waits for a message (`inline_runner`); later
+  /// activations run on CAF's workers. No thread crossing for a handler
+  /// that answers at once; a handler that computes long delays its loop's
+  /// reading. Default.
+  io_thread,
+  /// On CAF's workers: the IO thread only enqueues the handler.
+  workers,
+};
+
 /// What an idle CAF worker does while it waits for the next handler.
 enum class worker_idle : uint8_t {
   /// CAF's default: spin, then nap 50 µs at a time for ~25 ms, then block.
@@ -83,8 +95,10 @@ struct runtime_config {
   uint32_t workers = 0;
   /// Messages an actor may process before yielding its worker.
   uint32_t max_throughput = 64;
-  /// Handlers of one handler type alive at once (the in-flight bound).
+  /// Handlers of one handler type alive at once (the in-flight bound): the
+  /// default for types whose `handler_options::max_in_flight` is 0.
   uint32_t max_in_flight = 4096;
+  /// The default for types whose `handler_options::overload` is unset.
   overload_policy overload = overload_policy::pause;
   /// How long `stop()` waits for in-flight handlers before killing them.
   uint32_t shutdown_deadline_ms = 5000;
@@ -97,9 +111,6 @@ struct runtime_config {
   /// Latency histograms per handler type (receive → handler start, handler
   /// run, reply → kernel; docs/stats.md). Off: no clock reads for them.
   bool latency_histograms = true;
-  /// Use CAF's deterministic test coordinator instead of worker threads
-  /// (tests only: nothing runs until the test steps the scheduler).
-  bool testing_scheduler = false;
   /// The detach policy for slices sent to long-lived actors.
   detach_config detach;
   /// Holders listed by name in the top-holders report ("holders" in the
@@ -132,6 +143,9 @@ result<nlohmann::json> read_config_file(const std::string& path);
 
 /// "pause" or "drop".
 const char* to_string(overload_policy x) noexcept;
+
+/// "io_thread" or "workers".
+const char* to_string(handler_start s) noexcept;
 
 /// "block" or "poll".
 const char* to_string(worker_idle x) noexcept;

@@ -166,12 +166,27 @@ nlohmann::json handler_type::stats() const {
   };
 }
 
+// -- handler_context ---------------------------------------------------------------
+
+uint64_t handler_context::begin_after_earlier() noexcept {
+  if (order_counted_) {
+    order_counted_ = false;
+    type_->order().leave(order_bucket_);
+  }
+  return type_->order().request();
+}
+
+caf::actor handler_context::barrier_actor() {
+  return rt_->barrier();
+}
+
 // -- handler_actor -----------------------------------------------------------------
 
 namespace detail {
 
 handler_actor::handler_actor(caf::actor_config& cfg, handler_type* type,
-                             runtime* rt, arena_lease lease, datagram d)
+                             runtime* rt, arena_lease lease, datagram d,
+                             uint8_t order_bucket)
   : caf::event_based_actor(cfg),
     ctx_(this, type, rt, std::move(lease), std::move(d)),
     rt_(rt),
@@ -182,6 +197,10 @@ handler_actor::handler_actor(caf::actor_config& cfg, handler_type* type,
   // For the pinning report: until someone else marks it, a binary is held
   // on behalf of the handler type that received it. One relaxed store.
   ctx_.request().payload.mark_holder(type->holder_tag());
+  ctx_.order_bucket_ = order_bucket;
+  ctx_.order_counted_ = true;
+  if (auto limit = type->options().max_arena_bytes; limit != 0)
+    ctx_.arena().max_bytes(limit);
 }
 
 handler_actor::~handler_actor() {
@@ -306,6 +325,10 @@ void handler_actor::finish() noexcept {
                         run_ns_ + (activation_ns_ != 0 ? now - activation_ns_
                                                        : 0));
   type.record_exit(now - born_ns_, high_water, overflows);
+  if (ctx_.order_counted_) {
+    ctx_.order_counted_ = false;
+    type.order().leave(ctx_.order_bucket_);
+  }
 }
 
 } // namespace detail

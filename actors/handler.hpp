@@ -52,12 +52,17 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
+#include <mayfly/actors/barrier.hpp>
+#include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/detach_policy.hpp>
 #include <mayfly/runtime/arena.hpp>
@@ -154,6 +159,17 @@ struct handler_options {
   std::string error_reply;
   /// Per-source admission limit (off by default).
   source_limit_options source_limit;
+  /// What the receive path does with a datagram for this type at its
+  /// in-flight bound (or when no arena is left); unset: the runtime's
+  /// `runtime_config::overload`.
+  std::optional<overload_policy> overload;
+  /// Where handlers of this type run first; unset: the endpoint's
+  /// `endpoint_config::handler_start`.
+  std::optional<handler_start> start;
+  /// Most bytes one handler's arena hands out (as the pool's
+  /// `arena_pool_config::max_arena_bytes`, at least one block's payload);
+  /// 0: the pool's `max_arena_bytes`. Larger arenas take overflow blocks.
+  size_t max_arena_bytes = 0;
 };
 
 /// A registered kind of handler: its function, in-flight bound and
@@ -272,6 +288,12 @@ public:
   /// Statistics as JSON (docs/stats.md, "handlers").
   nlohmann::json stats() const;
 
+  /// The epoch counters `handler_context::after_earlier` waits on
+  /// (actors/barrier.hpp).
+  order_gate& order() noexcept {
+    return order_;
+  }
+
 private:
   // Admission and exit bookkeeping belong to the runtime and the handler
   // actor alone: a service cannot take or return credits, or call the
@@ -313,6 +335,7 @@ private:
   handler_fn fn_;
   handler_options options_;
   uint32_t holder_tag_ = 0;
+  order_gate order_;
   std::atomic<int64_t> credits_;
   std::mutex reclaim_mtx_;
   int64_t reclaimed_ = 0; // guarded by reclaim_mtx_: exits already credited
@@ -453,8 +476,25 @@ public:
     return pending_answer<decltype(handle)>{this, std::move(handle)};
   }
 
+  /// Calls `f` (no arguments) once every handler of this type admitted
+  /// before this call has exited, on any receive thread; their messages are
+  /// then enqueued before anything `f` sends (actors/barrier.hpp). The
+  /// handler stays alive meanwhile; if that takes longer than the type's
+  /// `ask_timeout` (or the runtime stops), it fails like an `ask`: the
+  /// `error_reply`, `ask_errors`, end. Call it at most once per handler.
+  template <class F>
+  void after_earlier(F f);
+
 private:
   friend class detail::handler_actor;
+
+  /// Starts waiting for earlier handlers: leaves this handler's own bucket
+  /// (no query waits for another) and asks for a grace period. Returns its
+  /// number. Defined in handler.cpp.
+  uint64_t begin_after_earlier() noexcept;
+
+  /// The runtime's barrier actor (actors/runtime.hpp).
+  caf::actor barrier_actor();
 
   /// An `ask` failed: error reply, count, end.
   void ask_failed() noexcept {
@@ -488,6 +528,24 @@ private:
   mayfly::runtime* rt_;
   mayfly::arena arena_;
   datagram datagram_;
+  uint8_t order_bucket_ = 0;  // this handler's bucket in type().order()
+  bool order_counted_ = false; // still counted there
 };
 
+/// The message a handler sends the runtime's barrier actor: answer `true`
+/// once grace period `target` of `gate` has passed. Local only.
+struct barrier_wait {
+  order_gate* gate;
+  uint64_t target;
+};
+
+template <class F>
+void handler_context::after_earlier(F f) {
+  auto target = begin_after_earlier();
+  ask(barrier_actor(), barrier_wait{&type_->order(), target})
+    .then([f = std::move(f)](bool) mutable { f(); });
+}
+
 } // namespace mayfly
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(mayfly::barrier_wait)

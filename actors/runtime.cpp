@@ -47,6 +47,54 @@ bool malloc_is_mimalloc() {
   return yes;
 }
 
+// -- the barrier actor ---------------------------------------------------------------
+
+using barrier_tick_atom = caf::atom_constant<caf::atom("bartick")>;
+
+// Answers `barrier_wait` requests once their grace period has passed,
+// polling every 100 us while anyone waits (actors/barrier.hpp).
+struct barrier_state {
+  struct waiter {
+    caf::response_promise promise;
+    order_gate* gate;
+    uint64_t target;
+  };
+  std::vector<waiter> waiting;
+  bool ticking = false;
+};
+
+// (`poll`: an argument of its own also keeps CAF 0.17.6's init_fun_factory
+// from dereferencing an empty argument tuple, which UBSan reports.)
+caf::behavior barrier_behavior(caf::stateful_actor<barrier_state>* self,
+                               std::chrono::microseconds poll) {
+  auto check = [self, poll] {
+    auto& st = self->state;
+    for (auto i = st.waiting.begin(); i != st.waiting.end();) {
+      if (i->gate->passed(i->target)) {
+        i->promise.deliver(true);
+        i = st.waiting.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    if (!st.waiting.empty() && !st.ticking) {
+      st.ticking = true;
+      self->delayed_send(self, poll, barrier_tick_atom::value);
+    }
+  };
+  return {
+    [self, check](const barrier_wait& w) {
+      self->state.waiting.push_back(
+        {self->make_response_promise(), w.gate, w.target});
+      check();
+    },
+    [self, check](barrier_tick_atom) {
+      self->state.ticking = false;
+      check();
+    },
+  };
+}
+
 } // namespace
 
 nlohmann::json balance_report::to_json() const {
@@ -88,6 +136,16 @@ std::optional<error_info> runtime::init_memory() {
 }
 
 result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
+  return make_owned(std::move(cfg), false);
+}
+
+result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg,
+                                               detail::testing_scheduler_t) {
+  return make_owned(std::move(cfg), true);
+}
+
+result<std::unique_ptr<runtime>> runtime::make_owned(runtime_config cfg,
+                                                     bool testing) {
   if (cfg.max_in_flight == 0) {
     error_info err{errc::invalid_config, "must be > 0", 0,
                    "runtime.max_in_flight"};
@@ -96,6 +154,7 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
   std::unique_ptr<runtime> rt{new runtime(std::move(cfg))};
   if (auto err = rt->init_memory())
     return *err;
+  rt->testing_ = testing;
   auto& c = rt->cfg_;
   if (c.workers == 0)
     c.workers = std::max(1u, std::thread::hardware_concurrency());
@@ -103,7 +162,7 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg) {
   auto& sys_cfg = *rt->system_cfg_;
   sys_cfg.set("scheduler.max-threads", static_cast<size_t>(c.workers));
   sys_cfg.set("scheduler.max-throughput", static_cast<size_t>(c.max_throughput));
-  if (c.testing_scheduler)
+  if (testing)
     sys_cfg.set("scheduler.policy", caf::atom("testing"));
   else
     install_scheduler(sys_cfg); // no clock wake-up per handler exit
@@ -137,7 +196,6 @@ result<std::unique_ptr<runtime>> runtime::make(runtime_config cfg,
   std::unique_ptr<runtime> rt{new runtime(std::move(cfg))};
   if (auto err = rt->init_memory())
     return *err;
-  rt->cfg_.testing_scheduler = false;
   rt->cfg_.workers = static_cast<uint32_t>(
     system.scheduler().num_workers());
   rt->system_ = &system;
@@ -421,7 +479,18 @@ void runtime::stop() {
                  b.to_json().dump().c_str());
 }
 
+caf::actor runtime::barrier() {
+  std::lock_guard<std::mutex> guard{barrier_mtx_};
+  if (!barrier_ && running())
+    barrier_ = spawn(barrier_behavior, std::chrono::microseconds(100));
+  return barrier_;
+}
+
 void runtime::stop_long_lived() {
+  {
+    std::lock_guard<std::mutex> guard{barrier_mtx_};
+    barrier_ = nullptr; // in long_lived_ too: told to exit below
+  }
   std::vector<caf::actor> actors;
   {
     std::lock_guard<std::mutex> guard{mtx_};
@@ -500,9 +569,12 @@ dispatch_status runtime::dispatch(handler_type& type, datagram& d,
   }
   // The handle returned by spawn is dropped at once: the actor lives on its
   // own until it terminates.
+  // Counted for `after_earlier` before the handler can run (it may run at
+  // once, on this thread).
+  auto bucket = type.order().enter();
   caf::actor_config cfg{host};
   system_->spawn_class<detail::handler_actor, caf::no_spawn_options>(
-    cfg, &type, this, std::move(lease), std::move(d));
+    cfg, &type, this, std::move(lease), std::move(d), bucket);
   return dispatch_status::spawned;
 }
 

@@ -77,6 +77,11 @@ namespace mayfly {
 namespace detail {
 class handler_actor;
 class stall_watchdog;
+
+/// Tag of the test-only `runtime::make` overload (tests/support/
+/// small_runtime.hpp): the runtime's actors run on CAF's deterministic test
+/// coordinator; nothing runs until the test steps it.
+struct testing_scheduler_t {};
 } // namespace detail
 
 /// Outstanding resources; all zero after a clean `stop()`.
@@ -110,9 +115,13 @@ public:
   /// names the invalid field.
   static result<std::unique_ptr<runtime>> make(runtime_config cfg);
 
+  /// Tests only: as `make(cfg)` on CAF's deterministic test coordinator.
+  static result<std::unique_ptr<runtime>> make(runtime_config cfg,
+                                               detail::testing_scheduler_t);
+
   /// Creates pools and borrows `system` (which must outlive the runtime).
-  /// `workers`, `max_throughput` and `testing_scheduler` are then the
-  /// system's business and ignored.
+  /// `workers` and `max_throughput` are then the system's business and
+  /// ignored.
   static result<std::unique_ptr<runtime>> make(runtime_config cfg,
                                                caf::actor_system& system);
 
@@ -167,6 +176,12 @@ public:
 
   /// Handlers in flight over all types.
   int64_t in_flight() const noexcept;
+
+  /// The actor that answers `barrier_wait` (`handler_context::
+  /// after_earlier`, actors/barrier.hpp); spawned at first use, a
+  /// long-lived actor. An invalid handle once the runtime stops. Any
+  /// thread.
+  caf::actor barrier();
 
   // -- long-lived actors -------------------------------------------------------
 
@@ -260,7 +275,7 @@ public:
 
   /// Whether the test coordinator drives this runtime's actors.
   bool testing() const noexcept {
-    return cfg_.testing_scheduler && owned_system_ != nullptr;
+    return testing_ && owned_system_ != nullptr;
   }
 
 private:
@@ -277,6 +292,8 @@ private:
   enum class state : uint8_t { created, running, stopping, stopped };
 
   explicit runtime(runtime_config cfg);
+  static result<std::unique_ptr<runtime>> make_owned(runtime_config cfg,
+                                                     bool testing);
   std::optional<error_info> init_memory();
   void attach_pools();
   void init_stats();
@@ -292,6 +309,7 @@ private:
   nlohmann::json holders_stats() const;
 
   runtime_config cfg_;
+  bool testing_ = false; // on CAF's test coordinator (tests only)
   std::atomic<state> state_{state::created};
   int64_t started_ns_ = 0;
 
@@ -315,6 +333,8 @@ private:
 
   // Shared with the exit hooks of marked actors (which may outlive us).
   std::shared_ptr<mayfly::detach_policy> detach_;
+  std::mutex barrier_mtx_;
+  caf::actor barrier_; // barrier_mtx_
 
   mutable std::mutex holders_mtx_;
   std::vector<std::string> holders_; // holders_mtx_; tag i+1 is holders_[i]

@@ -7,15 +7,18 @@
 
 namespace mayfly::detail {
 
-admission::admission(runtime& rt, handler_type& type, handler_start where,
-                     datagram_sink& source, io_counters& counters,
-                     size_t max_held)
+admission::admission(runtime& rt, handler_type& type,
+                     handler_start endpoint_start, datagram_sink& source,
+                     io_counters& counters, size_t max_held)
   : rt_(&rt),
     type_(&type),
     source_(&source),
     counters_(&counters),
-    drop_on_overload_(rt.config().overload == overload_policy::drop) {
-  if (where == handler_start::io_thread)
+    // The handler type's own choices win; the runtime's and the endpoint's
+    // are defaults.
+    drop_on_overload_(type.options().overload.value_or(rt.config().overload)
+                      == overload_policy::drop) {
+  if (type.options().start.value_or(endpoint_start) == handler_start::io_thread)
     runner_.emplace(rt);
   held_.reserve(max_held);
   if (const auto& limit = type.options().source_limit; limit.enabled()) {

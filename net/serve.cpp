@@ -1,5 +1,7 @@
 #include <mayfly/net/serve.hpp>
 
+#include <mayfly/net/config.hpp>
+
 #include <signal.h>
 
 #include <algorithm>
@@ -104,7 +106,7 @@ std::string serve_usage(const std::string& program, const std::string& about,
     "  --stats A:P          serve statistics over HTTP on A:P, e.g. "
     "127.0.0.1:9100\n"
     "  --workers N          CAF worker threads (default: one per core not\n"
-    "                       taken by a receive thread, at least 1)\n"
+    "                       taken by a receive thread, 1 to 2)\n"
     "  --receive-threads N  IO threads, one socket each (default 1)\n"
     "  --source-rate N      datagrams/s admitted per source address (a /32\n"
     "                       or /64), per receive thread; 0: off (default)\n"
@@ -198,31 +200,16 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
   if (config.given) {
     if (config.text.empty())
       return bad_value(config.source, config.text, "a file name");
-    auto doc = read_config_file(config.text);
-    if (!doc)
-      return doc.error();
-    auto invalid = [&](error_info err) {
-      err.subject = config.text + ": " + err.subject;
-      return err;
-    };
-    auto rt = parse_runtime_config(*doc);
-    if (!rt)
-      return invalid(rt.error());
-    opts.runtime = *rt;
-    auto net = parse_endpoint_config(*doc, endpoint_defaults);
-    if (!net)
-      return invalid(net.error());
-    opts.endpoint = *net;
-    auto st = parse_stats_config(*doc);
-    if (!st)
-      return invalid(st.error());
-    opts.stats = st->address;
-    opts.stats_limits = st->limits;
-    auto limit = parse_source_limit_config(*doc);
-    if (!limit)
-      return invalid(limit.error());
-    if (doc->contains("net") && (*doc)["net"].contains("source_limit"))
-      opts.source_limit = *limit;
+    mayfly::config defaults;
+    defaults.net = endpoint_defaults;
+    auto file = load_config(config.text, defaults);
+    if (!file)
+      return file.error();
+    opts.runtime = file->runtime;
+    opts.endpoint = file->net;
+    opts.stats = file->stats.address;
+    opts.stats_limits = file->stats.limits;
+    opts.source_limit = file->source_limit;
   }
   if (source_rate.given || source_burst.given) {
     auto limit = opts.source_limit.value_or(source_limit_options{});
@@ -258,11 +245,14 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
     opts.endpoint.steering = steering::cpu;
   if (opts.runtime.workers == 0) {
     // Handlers start on the receive threads (net.handler_start); CAF's
-    // workers run what they hand on. One thread per core in all.
+    // workers run what they hand on. Small by default: one per core not
+    // taken by a receive thread, at most `default_max_workers` (CAF
+    // 0.17.6's scheduler cannot grow later; --workers raises it).
     auto cores = std::max(1u, std::thread::hardware_concurrency());
-    opts.runtime.workers = cores > opts.endpoint.receive_threads
-                             ? cores - opts.endpoint.receive_threads
-                             : 1;
+    auto free_cores = cores > opts.endpoint.receive_threads
+                        ? cores - opts.endpoint.receive_threads
+                        : 1;
+    opts.runtime.workers = std::min(free_cores, default_max_workers);
   }
   if (exit_after.given) {
     auto n = to_uint(exit_after, 0, 86400 * 365);

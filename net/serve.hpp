@@ -25,7 +25,7 @@
 /// | `--port P` | | UDP port (default: the service's), 0..65535 |
 /// | `--config FILE` | `MAYFLY_CONFIG` | JSON configuration (docs/guide.md) |
 /// | `--stats A:P` | `MAYFLY_STATS` | serve statistics over HTTP on A:P |
-/// | `--workers N` | `MAYFLY_WORKERS` | CAF worker threads, 1..1024 |
+/// | `--workers N` | `MAYFLY_WORKERS` | CAF worker threads, 1..1024 (default: one per free core, at most 2) |
 /// | `--receive-threads N` | | IO threads, 1..64 |
 /// | `--source-rate N` | | datagrams/s admitted per source address, 0..10000000 (0: off, the default) |
 /// | `--source-burst N` | | datagrams a quiet source may send at once, 0..1000000000 (0: max(rate/10, 10)) |
@@ -80,6 +80,12 @@
 #include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
+
+/// The most CAF workers `read_serve_options` starts when neither the file,
+/// `MAYFLY_WORKERS` nor `--workers` says how many: one per core not taken by
+/// a receive thread, at most this many (docs/guide.md, "Threads and memory
+/// at rest").
+constexpr uint32_t default_max_workers = 2;
 
 /// Checks a flag's value: returns what was expected ("a port number
 /// (0..65535)") when `value` is wrong, an empty string when it is fine.

@@ -76,7 +76,8 @@ namespace mayfly {
 class runtime;
 
 /// Limits of a stats endpoint. The defaults suit a browser tab, a
-/// Prometheus scraper and a few `curl`s at once.
+/// Prometheus scraper and a few `curl`s at once: a request takes about a
+/// millisecond, so one thread serves them in turn while `max_queued` wait.
 struct stats_endpoint_limits {
   /// Ignored (1..64 still checked, for old configurations): one event
   /// thread serves every connection.
@@ -106,7 +107,7 @@ struct stats_endpoint_limits {
 /// The `stats` section of a configuration document:
 ///
 /// ```json
-/// "stats": { "address": "127.0.0.1:9100", "threads": 4, "max_queued": 16,
+/// "stats": { "address": "127.0.0.1:9100", "threads": 1, "max_queued": 16,
 ///            "max_connections": 256, "request_timeout_ms": 5000,
 ///            "keep_alive_timeout_ms": 2000, "keep_alive_max": 100,
 ///            "max_request_bytes": 16384, "allowed_hosts": ["stats.lan"] }

@@ -31,10 +31,6 @@ const char* to_string(steering s) noexcept {
   return s == steering::cpu ? "cpu" : "off";
 }
 
-const char* to_string(handler_start s) noexcept {
-  return s == handler_start::workers ? "workers" : "io_thread";
-}
-
 result<endpoint_config> parse_endpoint_config(const nlohmann::json& doc,
                                               endpoint_config cfg) {
   config_reader top{doc, ""};
@@ -313,7 +309,8 @@ nlohmann::json udp_endpoint::stats() const {
      to_string(loops_.empty() ? cfg_.receive_path : loops_.front()->path())},
     {"gso", std::any_of(loops_.begin(), loops_.end(),
                         [](auto& l) { return l->gso(); })},
-    {"handler_start", to_string(cfg_.handler_start)},
+    {"handler_start",
+     to_string(type_->options().start.value_or(cfg_.handler_start))},
     {"reply_from_destination", cfg_.address.is_unspecified()},
     {"handlers_started_inline", inline_started},
     {"handlers_continued_on_workers", inline_continued},

@@ -32,8 +32,8 @@
 /// whole. Zero-length datagrams are valid. When the standard pool is
 /// exhausted the loop stops reading until slots come back (the kernel
 /// queues, then drops; its drop counter is read with SO_MEMINFO). When the
-/// handler type is at its in-flight bound, the runtime's `overload_policy`
-/// decides: `pause` holds the batch and stops reading; `drop` drops and
+/// handler type is at its in-flight bound, its `overload_policy`
+/// (`handler_options::overload`, else the runtime's) decides: `pause` holds the batch and stops reading; `drop` drops and
 /// counts. Nothing is read before the runtime is started: datagrams that
 /// arrive earlier wait in the kernel.
 ///
@@ -127,21 +127,6 @@ enum class receive_path : uint8_t {
 /// "recvmmsg", "gro" or "io_uring".
 const char* to_string(receive_path p) noexcept;
 
-/// Where a handler spawned for a datagram runs first.
-enum class handler_start : uint8_t {
-  /// On the IO thread that received the datagram, at once, until the
-  /// handler finishes or waits for a message (`inline_runner`); later
-  /// activations run on CAF's workers. No thread crossing for a handler
-  /// that answers at once; a handler that computes long delays its loop's
-  /// reading. Default.
-  io_thread,
-  /// On CAF's workers: the IO thread only enqueues the handler.
-  workers,
-};
-
-/// "io_thread" or "workers".
-const char* to_string(handler_start s) noexcept;
-
 /// Which socket of an endpoint's SO_REUSEPORT group reads a datagram.
 enum class steering : uint8_t {
   /// The kernel's hash of the peer's address and port (default).
@@ -192,7 +177,8 @@ struct endpoint_config {
   /// single UDP GSO message (on where the kernel has GSO; a kernel that
   /// refuses a send switches it off for that loop, nothing lost).
   bool gso = true;
-  /// Where handlers run first (see `handler_start`).
+  /// Where handlers run first (see `handler_start`): the default for handler
+  /// types whose `handler_options::start` is not set.
   mayfly::handler_start handler_start = mayfly::handler_start::io_thread;
 };
 

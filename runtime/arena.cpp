@@ -93,11 +93,18 @@ arena_lease::~arena_lease() {
 arena::arena(arena_lease lease) noexcept : pool_(lease.pool_) {
   if (!lease)
     return;
+  limit_ = pool_->max_arena_bytes_;
   auto slot = std::exchange(lease.slot_, slot_pool::kNoSlot);
   first_ = new (pool_->blocks_->data(slot))
     block_header{nullptr, slot, pool_->blocks_->slot_size()};
   blocks_ = 1;
   start_block(first_);
+}
+
+void arena::max_bytes(size_t limit) noexcept {
+  if (first_ == nullptr)
+    return;
+  limit_ = std::max(limit, pool_->block_size() - kHeader);
 }
 
 void arena::release() noexcept {
@@ -129,7 +136,7 @@ void* arena::allocate_slow(size_t n, size_t align) noexcept {
   auto& counters = pool_->counters_;
   // Written so that no sum can wrap: `n` may be anything (an underflowed
   // length). Padding for over-aligned requests counts against the limit.
-  size_t max = pool_->max_arena_bytes_;
+  size_t max = limit_;
   size_t used = bytes_used();
   size_t pad = align > kHeader ? align : 0;
   if (used > max || n > max - used || pad > max - used - n) {

@@ -281,6 +281,18 @@ public:
   /// first block. O(blocks + cleanups), independent of allocations made.
   void reset() noexcept;
 
+  /// Sets the most bytes this arena hands out between resets (the pool's
+  /// `max_arena_bytes` until set; a handler type's
+  /// `handler_options::max_arena_bytes`). Never below one block's payload:
+  /// the first block is always usable. Set it before the first allocation.
+  /// O(1), no allocation.
+  void max_bytes(size_t limit) noexcept;
+
+  /// The limit in force (see `max_bytes(size_t)`).
+  size_t max_bytes() const noexcept {
+    return limit_;
+  }
+
   // -- introspection ----------------------------------------------------------
 
   /// Bytes handed out since the last reset, alignment padding included.
@@ -342,6 +354,7 @@ private:
   std::byte* end_ = nullptr;
   size_t used_before_ = 0; // bytes used in blocks before the current one
   size_t high_water_ = 0;
+  size_t limit_ = 0; // most bytes between resets (pool's max by default)
   cleanup_node* cleanups_ = nullptr;
   uint32_t blocks_ = 0;
   uint32_t overflows_ = 0;

@@ -71,7 +71,9 @@ if cmake --install build/release --prefix "$PWD/build/stage" >/dev/null \
   && cmake -S tests/install -B build/install-test -G Ninja \
        -DCMAKE_PREFIX_PATH="$PWD/build/stage" >/dev/null \
   && cmake --build build/install-test \
-  && build/install-test/mayfly_install_consumer; then
+  && build/install-test/mayfly_install_consumer \
+  && tests/integration/collector/collector_logger_test.sh \
+       build/install-test/mayfly_install_collector 10000; then
   summary+=("install: ok")
 else
   summary+=("install: FAILED")

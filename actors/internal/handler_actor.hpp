@@ -18,7 +18,7 @@ namespace mayfly::detail {
 class handler_actor final : public caf::event_based_actor {
 public:
   handler_actor(caf::actor_config& cfg, handler_type* type, runtime* rt,
-                arena_lease lease, datagram d);
+                arena_lease lease, datagram d, uint8_t order_bucket);
 
   ~handler_actor() override;
 

@@ -25,9 +25,10 @@
 //   (`lines_refused.key_limit` in /stats "tally"), the rest of its datagram
 //   is still processed.
 // - Ordering: a query is answered only after every ingest datagram received
-//   before it has been aggregated (a barrier actor waits until no ingest
-//   handler is in flight, then the query asks the aggregators: their
-//   mailboxes are FIFO, so earlier batches are counted first).
+//   before it has been aggregated: `ctx.after_earlier` (the library's
+//   barrier, actors/barrier.hpp) waits until every handler admitted before
+//   the query has exited, then the query asks the aggregators: their
+//   mailboxes are FIFO, so earlier batches are counted first.
 // - Supervision: the aggregators run under a `mayfly::spawn_supervisor`
 //   (one_for_one, at most 5 restarts in 10 s). One that dies is restarted
 //   with empty state; the totals it held are counted as lost
@@ -76,8 +77,6 @@ namespace {
 
 using total_atom = caf::atom_constant<caf::atom("total")>;
 using summary_atom = caf::atom_constant<caf::atom("summary")>;
-using wait_atom = caf::atom_constant<caf::atom("wait")>;
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 using members_ptr = mayfly::supervised_group::members_ptr;
 
@@ -103,7 +102,6 @@ struct shared_state {
     forwarded,       // lines sent to an aggregator (local or remote)
     unrouted,        // lines dropped: no aggregator to send them to
   };
-  caf::actor barrier;
   mayfly::handler_type* handler = nullptr;
   bool pin = false; // --pin: keep received slices as keys (the leak)
 
@@ -130,12 +128,6 @@ struct shared_state {
       return group->members();
     auto r = route.load(std::memory_order_acquire);
     return {r, &r->members}; // aliasing: keeps the table alive
-  }
-
-  // Ingest handlers in flight: all handlers minus running queries.
-  bool ingest_quiet() const {
-    auto queries = counters.sum(queries_started) - counters.sum(queries_done);
-    return handler->in_flight() - queries <= 0;
   }
 
   nlohmann::json stats() const {
@@ -241,43 +233,6 @@ caf::behavior aggregator(caf::stateful_actor<aggregator_state>* self,
 }
 // --8<-- [end:aggregator]
 
-// -- barrier ------------------------------------------------------------------------
-
-// Answers `wait` once no ingest handler is in flight (or after 2 s).
-struct barrier_state {
-  std::vector<std::pair<caf::response_promise, caf::actor_clock::time_point>>
-    waiting;
-};
-
-caf::behavior barrier(caf::stateful_actor<barrier_state>* self,
-                      std::shared_ptr<shared_state> shared) {
-  using namespace std::chrono_literals;
-  auto check = [=] {
-    auto& waiting = self->state.waiting;
-    auto quiet = shared->ingest_quiet();
-    auto now = self->clock().now();
-    for (auto i = waiting.begin(); i != waiting.end();) {
-      if (quiet || now - i->second > 2s) {
-        i->first.deliver(quiet);
-        i = waiting.erase(i);
-      } else {
-        ++i;
-      }
-    }
-    if (!waiting.empty())
-      self->delayed_send(self, 100us, tick_atom::value);
-  };
-  return {
-    [=](wait_atom) {
-      auto& waiting = self->state.waiting;
-      waiting.emplace_back(self->make_response_promise(), self->clock().now());
-      if (waiting.size() == 1)
-        check();
-    },
-    [=](tick_atom) { check(); },
-  };
-}
-
 // -- handler ------------------------------------------------------------------------
 
 size_t pick(std::string_view name, size_t n) {
@@ -351,6 +306,15 @@ void reply_detached(mayfly::handler_context& ctx, const char* text, size_t n) {
   ctx.reply(mayfly::slice::copy_of(text, n));
 }
 
+// A query waits for the datagrams before it (`after_earlier`) at most 5 s;
+// past that it fails, counted as the handler type's `ask_errors`, and gets
+// no reply.
+mayfly::handler_options query_options() {
+  mayfly::handler_options options;
+  options.ask_timeout = std::chrono::seconds(5);
+  return options;
+}
+
 void query(mayfly::handler_context& ctx, tally::query_kind kind,
            std::string_view name, std::shared_ptr<shared_state> shared) {
   using namespace std::chrono_literals;
@@ -364,50 +328,54 @@ void query(mayfly::handler_context& ctx, tally::query_kind kind,
   auto failed = [shared](const caf::error&) {
     shared->counters.add(shared_state::queries_failed);
   };
-  self->request(shared->barrier, 5s, wait_atom::value)
-    .then([&ctx, self, kind, stored, shared, failed](bool) {
-      auto members = shared->members();
-      if (members->empty()) {
-        shared->counters.add(shared_state::queries_failed);
-        return;
-      }
-      if (kind == tally::query_kind::name) {
-        auto& agg = (*members)[pick(stored, members->size())];
-        self->request(agg, 5s, total_atom::value, std::string{stored})
-          .then([&ctx, stored](int64_t total) {
-            auto* buf = ctx.arena().make_array<char>(stored.size() + 24);
-            auto n = std::snprintf(buf, stored.size() + 24, "%.*s:%lld\n",
-                                   static_cast<int>(stored.size()),
-                                   stored.data(),
-                                   static_cast<long long>(total));
-            reply_detached(ctx, buf, static_cast<size_t>(n));
-          }, failed);
-        return;
-      }
-      // ?*: ask every aggregator, answer when the last one replied.
-      struct acc {
-        size_t pending;
-        int64_t keys = 0;
-        uint64_t sum = 0;
-      };
-      auto* totals = ctx.arena().make<acc>(acc{members->size()});
-      for (auto& agg : *members)
-        self->request(agg, 5s, summary_atom::value)
-          .then([&ctx, totals, shared](int64_t keys, int64_t sum) {
-            totals->keys += keys;
-            totals->sum += static_cast<uint64_t>(sum);
-            if (--totals->pending > 0)
-              return;
-            char buf[96];
-            auto n = std::snprintf(
-              buf, sizeof(buf), "keys:%lld sum:%lld errors:%lld\n",
-              static_cast<long long>(totals->keys),
-              static_cast<long long>(static_cast<int64_t>(totals->sum)),
-              static_cast<long long>(
-                shared->counters.sum(shared_state::errors)));
-            reply_detached(ctx, buf, static_cast<size_t>(n));
-          }, failed);
-    }, failed);
+  // --8<-- [start:barrier]
+  // After every datagram admitted before this one was handled (on any
+  // receive thread): their batches are then in the aggregators' mailboxes
+  // ahead of the requests below.
+  ctx.after_earlier([&ctx, self, kind, stored, shared, failed] {
+    auto members = shared->members();
+    if (members->empty()) {
+      shared->counters.add(shared_state::queries_failed);
+      return;
+    }
+    if (kind == tally::query_kind::name) {
+      auto& agg = (*members)[pick(stored, members->size())];
+      self->request(agg, 5s, total_atom::value, std::string{stored})
+        .then([&ctx, stored](int64_t total) {
+          auto* buf = ctx.arena().make_array<char>(stored.size() + 24);
+          auto n = std::snprintf(buf, stored.size() + 24, "%.*s:%lld\n",
+                                 static_cast<int>(stored.size()),
+                                 stored.data(),
+                                 static_cast<long long>(total));
+          reply_detached(ctx, buf, static_cast<size_t>(n));
+        }, failed);
+      return;
+    }
+    // ?*: ask every aggregator, answer when the last one replied.
+  // --8<-- [end:barrier]
+    struct acc {
+      size_t pending;
+      int64_t keys = 0;
+      uint64_t sum = 0;
+    };
+    auto* totals = ctx.arena().make<acc>(acc{members->size()});
+    for (auto& agg : *members)
+      self->request(agg, 5s, summary_atom::value)
+        .then([&ctx, totals, shared](int64_t keys, int64_t sum) {
+          totals->keys += keys;
+          totals->sum += static_cast<uint64_t>(sum);
+          if (--totals->pending > 0)
+            return;
+          char buf[96];
+          auto n = std::snprintf(
+            buf, sizeof(buf), "keys:%lld sum:%lld errors:%lld\n",
+            static_cast<long long>(totals->keys),
+            static_cast<long long>(static_cast<int64_t>(totals->sum)),
+            static_cast<long long>(
+              shared->counters.sum(shared_state::errors)));
+          reply_detached(ctx, buf, static_cast<size_t>(n));
+        }, failed);
+  });
 }
 
 // -- remote aggregators (ingest node) ---------------------------------------------
@@ -811,7 +779,6 @@ int main(int argc, char** argv) {
     }
     tally_stats
       = rt.stats().add("/tally", [shared] { return shared->stats(); });
-    shared->barrier = rt.spawn(barrier, shared);
     auto& h = rt.add_handler("tally", [shared](mayfly::handler_context& ctx,
                                                const mayfly::datagram& d) {
       std::string_view name;
@@ -826,7 +793,7 @@ int main(int argc, char** argv) {
         default:
           query(ctx, kind, name, shared);
       }
-    });
+    }, query_options());
     shared->handler = &h;
     return h;
   };
@@ -839,7 +806,6 @@ int main(int argc, char** argv) {
     if (shared->group)
       shared->group->clear();
     shared->route.store(std::make_shared<const remote_route>());
-    shared->barrier = nullptr;
     tally_stats.reset();
   });
   std::fprintf(stderr, "%s: tally %s\n", opts.program.c_str(),

@@ -16,6 +16,7 @@
 #include <mayfly/runtime/slice.hpp>
 
 #include <mayfly/actors/address.hpp>
+#include <mayfly/actors/barrier.hpp>
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/detach_policy.hpp>
@@ -25,6 +26,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/actors/supervisor.hpp>
 
+#include <mayfly/net/config.hpp>
 #include <mayfly/net/serve.hpp>
 #include <mayfly/net/stats_endpoint.hpp>
 #include <mayfly/net/udp_endpoint.hpp>

@@ -11,7 +11,7 @@
 // bound, arena lease, spawn). Where the handler starts is decided here: by
 // default on this IO thread, at once (`inline_runner`), else on CAF's
 // workers. When the type is at its bound (or no arena is left) the
-// runtime's overload policy decides:
+// handler type's overload policy (else the runtime's) decides:
 //
 // - `pause`: the datagram is held, in order, with every later one of the
 //   batch; the loop stops reading until the held ones are taken
@@ -62,9 +62,11 @@ namespace mayfly::detail {
 /// See file comment.
 class admission {
 public:
-  /// Datagrams go to handlers of `type`, replies to `source`. `max_held`:
-  /// room reserved for datagrams held while paused (one receive's worth).
-  admission(runtime& rt, handler_type& type, handler_start where,
+  /// Datagrams go to handlers of `type`, replies to `source`. The overload
+  /// policy and where handlers start are the type's (`handler_options`),
+  /// else the runtime's policy and `endpoint_start`. `max_held`: room
+  /// reserved for datagrams held while paused (one receive's worth).
+  admission(runtime& rt, handler_type& type, handler_start endpoint_start,
             datagram_sink& source, io_counters& counters, size_t max_held);
 
   /// Whether the runtime takes datagrams yet (started, not stopping). The

@@ -30,18 +30,25 @@ inline runtime_config small_runtime_config() {
   return cfg;
 }
 
-/// A runtime on CAF's deterministic test coordinator (nothing runs until
-/// the test steps it), 1 worker, a 100 ms shutdown deadline, 4 KiB arena
-/// blocks, nothing prefaulted. Callers set the pool capacities they need.
+/// Configuration for a runtime on CAF's deterministic test coordinator
+/// (`make_testing_runtime`): 1 worker, a 100 ms shutdown deadline, 4 KiB
+/// arena blocks, nothing prefaulted. Callers set the pool capacities they
+/// need.
 inline runtime_config testing_runtime_config() {
   runtime_config cfg;
-  cfg.testing_scheduler = true;
   cfg.workers = 1;
   cfg.shutdown_deadline_ms = 100;
   cfg.memory.buffers.prefault = false;
   cfg.memory.arenas.block_size = 4096;
   cfg.memory.arenas.prefault = false;
   return cfg;
+}
+
+/// A runtime on CAF's deterministic test coordinator: nothing runs until
+/// the test steps it (the test-only seam of `runtime::make`).
+inline result<std::unique_ptr<runtime>>
+make_testing_runtime(runtime_config cfg) {
+  return runtime::make(std::move(cfg), detail::testing_scheduler_t{});
 }
 
 /// Whether `done()` holds within 5 s (polled every millisecond): for what

@@ -44,7 +44,7 @@ caf::actor spawn_long_lived(runtime& rt, F f) {
 class HandlerTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto made = runtime::make(small_config());
+    auto made = test::make_testing_runtime(small_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
     rt->start();

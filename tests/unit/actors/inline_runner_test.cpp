@@ -212,7 +212,7 @@ TEST(InlineRunnerTesting, TheTestCoordinatorKeepsControl) {
   auto cfg = test::testing_runtime_config();
   cfg.memory.buffers.standard_capacity = 8;
   cfg.memory.arenas.capacity = 8;
-  auto rt = std::move(*runtime::make(cfg));
+  auto rt = std::move(*test::make_testing_runtime(cfg));
   test::fake_sink sink;
   int runs = 0;
   auto& h = rt->add_handler("h", [&](handler_context&, const datagram&) {

@@ -47,7 +47,7 @@ int64_t counter(const char* group, const char* name) {
 class RemoteMessages : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto made = runtime::make(small_config());
+    auto made = test::make_testing_runtime(small_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
     rt->start();

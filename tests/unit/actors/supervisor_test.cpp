@@ -44,7 +44,7 @@ caf::behavior child(caf::event_based_actor*, size_t slot) {
 class Supervisor : public ::testing::Test {
 protected:
   void SetUp() override {
-    auto made = runtime::make(small_config());
+    auto made = test::make_testing_runtime(small_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
     rt->start();

@@ -46,6 +46,7 @@ TEST(Serve, GoodFlagsLandInTheOptions) {
   ASSERT_TRUE(defaults);
   EXPECT_EQ(defaults->endpoint.address.to_string(), "127.0.0.1:9000");
   EXPECT_GE(defaults->runtime.workers, 1u);
+  EXPECT_LE(defaults->runtime.workers, mayfly::default_max_workers); // small
   auto help = mayfly::read_serve_options({"--port", "1", "--help"}, 9000);
   ASSERT_TRUE(help);
   EXPECT_TRUE(help->help);
