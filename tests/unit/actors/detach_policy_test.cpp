@@ -245,7 +245,7 @@ protected:
     cfg.memory.arenas.capacity = 16;
     cfg.detach = detach;
     cfg.top_holders = top_holders;
-    auto made = runtime::make(cfg);
+    auto made = test::make_testing_runtime(cfg);
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
     rt->start();
