@@ -52,6 +52,7 @@
 #include <nlohmann/json.hpp>
 
 #include <mayfly/actors/datagram.hpp>
+#include <mayfly/runtime/metrics.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/counters.hpp>
 #include <mayfly/runtime/log.hpp>
@@ -340,5 +341,9 @@ private:
   mayfly::arena arena_;
   datagram datagram_;
 };
+
+/// What `handler_type::stats()` renders under "/handlers/{handler}"
+/// (docs/stats.md, "handlers").
+extern const metric_section handler_metrics;
 
 } // namespace mayfly

@@ -19,8 +19,11 @@
 /// that no longer exists.
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include <mayfly/runtime/metrics.hpp>
 
 namespace mayfly {
 
@@ -44,6 +47,13 @@ public:
 
   /// Statistics as JSON (docs/stats.md, "net").
   virtual nlohmann::json stats() const = 0;
+
+  /// The descriptions of what `stats()` renders, path "/net/{endpoint}"
+  /// (runtime/metrics.hpp). None by default: /metrics then reports those
+  /// figures as undescribed.
+  virtual std::vector<metric_section> stats_sections() const {
+    return {};
+  }
 };
 
 } // namespace mayfly

@@ -146,13 +146,17 @@ void runtime::attach_pools() {
 void runtime::init_stats() {
   started_ns_ = now_ns();
   registrations_.push_back(
-    stats_.add("/runtime", [this] { return runtime_stats(); }));
+    stats_.add("/runtime", [this] { return runtime_stats(); },
+               {runtime_metrics}));
   registrations_.push_back(
-    stats_.add("/pools", [this] { return buffers_->stats(); }));
+    stats_.add("/pools", [this] { return buffers_->stats(); },
+               {pool_class_metrics, dedicated_pool_metrics}));
   registrations_.push_back(
-    stats_.add("/arenas", [this] { return arenas_->stats(); }));
+    stats_.add("/arenas", [this] { return arenas_->stats(); },
+               {arena_pool_metrics}));
   registrations_.push_back(
-    stats_.add("/remote", [] { return remote_message_stats(); }));
+    stats_.add("/remote", [] { return remote_message_stats(); },
+               {remote_metrics}));
   registrations_.push_back(stats_.add("/binaries", [this] {
     // The oldest live pool binary over all classes, and who holds it.
     binary_census oldest;
@@ -170,7 +174,7 @@ void runtime::init_stats() {
       {"heap_allocations", heap_allocations()},
       {"oldest_age_ms", static_cast<double>(oldest.oldest_age_ns) / 1e6},
       {"oldest_holder", holder_name(oldest.oldest_holder)}};
-  }));
+  }, {binaries_metrics}));
 }
 
 nlohmann::json runtime::runtime_stats() const {
@@ -396,7 +400,8 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn,
                                    std::move(options));
   h.holder_tag(tag);
   registrations_.push_back(
-    stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); }));
+    stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); },
+               {handler_metrics}));
   return h;
 }
 
@@ -465,7 +470,8 @@ ingress& runtime::attach(std::unique_ptr<ingress> source) {
     ingresses_.push_back(std::move(source));
   }
   registrations_.push_back(
-    stats_.add("/net/" + ptr->name(), [ptr] { return ptr->stats(); }));
+    stats_.add("/net/" + ptr->name(), [ptr] { return ptr->stats(); },
+               ptr->stats_sections()));
   auto st = state_.load();
   if (st == state::stopped || st == state::stopping) {
     ptr->stop_receiving();
@@ -522,5 +528,74 @@ void runtime::kill_lingering() {
   for (auto& v : victims)
     caf::anon_send_exit(v, caf::exit_reason::kill);
 }
+
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kRuntimeMetrics[] = {
+  {"state", text, "", "`created`, `running`, `stopping` or `stopped`"},
+  {"uptime_s", gauge, "s", "time since the runtime was made"},
+  {"workers", config, "",
+   "CAF worker threads (resolved: 0 in the configuration means one per "
+   "core)"},
+  {"max_throughput", config, "",
+   "messages an actor handles before yielding its worker"},
+  {"max_in_flight", config, "", "default in-flight bound per handler type"},
+  {"overload", text, "",
+   "`pause` or `drop`: what the receive path does at the bound "
+   "(configuration)"},
+  {"worker_idle", text, "",
+   "`poll` or `block`: how idle CAF workers wait (configuration)"},
+  {"malloc_is_mimalloc", flag, "",
+   "whether `malloc` in this process is served by mimalloc (README, "
+   "\"Allocator note\")"},
+  {"in_flight", gauge, "", "handlers alive now, all types"},
+  {"scheduler.mayfly", flag, "",
+   "the actor system runs mayfly's scheduler (actors/scheduler.hpp): false "
+   "for a borrowed system built without `install_scheduler`"},
+  {"scheduler.timeout_actors", counter, "",
+   "actors that armed a cancellable timeout (receive or request timeout); "
+   "only their exits reach CAF's clock thread"},
+  {"scheduler.exit_cancellations", counter, "",
+   "exits whose timeout cancellation was forwarded to CAF's clock"},
+  {"balance.buffers_out", gauge, "",
+   "pool slots plus dedicated binaries held by anyone"},
+  {"balance.arenas_out", gauge, "", "arenas alive"},
+  {"balance.arena_blocks", gauge, "", "arena blocks out of the arena pool"},
+  {"balance.slices_live", gauge, "", "live slices, process-wide"},
+  {"balance.handlers", gauge, "",
+   "handlers in flight (same as `in_flight`)"},
+  {"balance.zero", flag, "",
+   "all of the above are zero; true after a clean `stop()`"},
+};
+
+constexpr metric_info kBinariesMetrics[] = {
+  {"live_slices", gauge, "", "slices alive (with an owner)"},
+  {"viewed_bytes", gauge, "bytes", "bytes those slices view"},
+  {"dedicated_live", gauge, "",
+   "dedicated binaries alive (as `pools.dedicated.live`)"},
+  {"dedicated_bytes", gauge, "bytes", "their bytes"},
+  {"heap_allocations", counter, "",
+   "calls mayfly's own code made to the general heap (cold paths: dedicated "
+   "buffers, detached slices, arena overflow beyond the pool)"},
+  {"oldest_age_ms", gauge, "ms",
+   "age of the oldest live pool binary over all classes (0: none)"},
+  {"oldest_holder", identifier, "",
+   "(a string) who holds it: the handler type that received it, or the name a "
+   "long-lived actor registered with `runtime::holder_tag` and marked the "
+   "slice with (`slice::mark_holder`); \"\" when nobody was recorded. This "
+   "is the pinning detector: `mayfly-tally --pin 1` makes it say \"tally "
+   "aggregator\". Not exported to Prometheus (its value changes with "
+   "whichever binary is oldest)"},
+};
+
+} // namespace
+
+const metric_section runtime_metrics{"runtime", "/runtime", kRuntimeMetrics};
+const metric_section binaries_metrics{"binaries", "/binaries",
+                                      kBinariesMetrics};
 
 } // namespace mayfly

@@ -68,6 +68,7 @@
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/stats_registry.hpp>
+#include <mayfly/runtime/user_metrics.hpp>
 
 namespace mayfly {
 
@@ -221,6 +222,29 @@ public:
     return stats_;
   }
 
+  const stats_registry& stats() const noexcept {
+    return stats_;
+  }
+
+  // -- user statistics (runtime/user_metrics.hpp) -------------------------------
+
+  /// Declares a counter that appears as "/counters/<name>" in the
+  /// statistics and as `mayfly_counters_<name>_total` in /metrics, with
+  /// `help` as its HELP text: `rt.counter("lines", "syslog lines received",
+  /// "lines")`. The handle's `add` costs one relaxed add, any thread. A bad
+  /// or duplicate name is an `errc::invalid_config` error naming it. Any
+  /// thread; allocates (declare at start-up).
+  result<user_counter> counter(std::string_view name, std::string_view help,
+                               std::string_view unit = "") {
+    return user_.counter(name, help, unit);
+  }
+
+  /// As `counter`, for a gauge ("/gauges/<name>", `mayfly_gauges_<name>`).
+  result<user_gauge> gauge(std::string_view name, std::string_view help,
+                           std::string_view unit = "") {
+    return user_.gauge(name, help, unit);
+  }
+
   const runtime_config& config() const noexcept {
     return cfg_;
   }
@@ -272,6 +296,7 @@ private:
   std::unique_ptr<buffer_pools> buffers_;
   std::unique_ptr<arena_pool> arenas_;
   stats_registry stats_;
+  user_metrics user_{stats_}; // unregisters from stats_ first
   std::deque<handler_type> handlers_;
   std::vector<std::unique_ptr<ingress>> ingresses_; // mtx_ for adding
   std::unique_ptr<caf::actor_system_config> system_cfg_;
@@ -294,6 +319,11 @@ private:
 
   std::vector<stats_registry::registration> registrations_;
 };
+
+/// What the runtime renders under "/runtime" and "/binaries"
+/// (docs/stats.md).
+extern const metric_section runtime_metrics;
+extern const metric_section binaries_metrics;
 
 /// Blocks SIGINT and SIGTERM in the calling thread and every thread it
 /// creates afterwards, so that `runtime::run()` receives them with

@@ -1084,7 +1084,8 @@ void stats_endpoint::state::configure() {
       res.set_content(dump(doc), "application/json");
   });
   s.Get("/metrics", [c](const httplib::Request&, httplib::Response& res) {
-    res.set_content(to_prometheus(c->rt->collect_stats()),
+    res.set_content(to_prometheus(c->rt->collect_stats(),
+                                  c->rt->stats().descriptions()),
                     "text/plain; version=0.0.4; charset=utf-8");
   });
   // (Spelled as HandlerWithResponse: a lambda alone is ambiguous between
@@ -1358,5 +1359,47 @@ nlohmann::json stats_endpoint::stats() const {
     {"listener_restarts", c.get(listener_restarts)},
   };
 }
+
+std::vector<metric_section> stats_endpoint::stats_sections() const {
+  return {stats_endpoint_metrics};
+}
+
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+constexpr metric_info kStatsEndpointMetrics[] = {
+  {"address", metric_kind::text, "", "bound address"},
+  {"threads", metric_kind::config, "", "pool threads answering requests"},
+  {"max_connections", metric_kind::config, "",
+   "open connections allowed (`stats_endpoint_limits::max_connections`)"},
+  {"connections", metric_kind::counter, "",
+   "connections accepted (served or refused)"},
+  {"connections_live", metric_kind::gauge, "",
+   "connections open now: waiting for a request head or being answered"},
+  {"rejected", metric_kind::counter, "",
+   "connections refused with 503: `max_connections` open, or all threads "
+   "busy and `max_queued` whole requests waiting"},
+  {"timeouts", metric_kind::counter, "",
+   "requests cut at their deadline (a head that never completes: slow "
+   "clients) or responses not written within theirs"},
+  {"oversize", metric_kind::counter, "",
+   "requests cut at `max_request_bytes`"},
+  {"requests", metric_kind::counter, "",
+   "responses written, one per request (refusals not included)"},
+  {"responses.{code}", metric_kind::counter, "",
+   "responses by status: `200`, `206`, `304`, `400`, `403`, `404`, `405`, "
+   "`413`, `414`, `416`, `417`, `500`, `503`, `other`"},
+  {"bytes_in", metric_kind::counter, "bytes", "bytes read from clients"},
+  {"bytes_out", metric_kind::counter, "bytes",
+   "bytes written to clients (headers and bodies)"},
+  {"listener_restarts", metric_kind::counter, "",
+   "times the accept loop failed on its own and was restarted"},
+};
+
+} // namespace
+
+const metric_section stats_endpoint_metrics{"net.http", "/net/{endpoint}",
+                                            kStatsEndpointMetrics};
 
 } // namespace mayfly

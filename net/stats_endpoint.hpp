@@ -163,6 +163,8 @@ public:
 
   /// The endpoint's own counters (docs/stats.md, "net", HTTP endpoint).
   nlohmann::json stats() const override;
+  /// `stats_endpoint_metrics`.
+  std::vector<metric_section> stats_sections() const override;
 
 private:
   /// The HTTP server and its threads (stats_endpoint.cpp).
@@ -173,5 +175,9 @@ private:
   udp_address local_;
   std::unique_ptr<state> state_;
 };
+
+/// What `stats_endpoint::stats()` renders under "/net/{endpoint}"
+/// (docs/stats.md, "net", HTTP stats endpoint).
+extern const metric_section stats_endpoint_metrics;
 
 } // namespace mayfly

@@ -211,4 +211,70 @@ nlohmann::json udp_endpoint::stats() const {
   return doc;
 }
 
+std::vector<metric_section> udp_endpoint::stats_sections() const {
+  return {udp_endpoint_metrics};
+}
+
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kUdpEndpointMetrics[] = {
+  {"address", text, "", "bound address"},
+  {"handler", text, "", "handler type its datagrams go to"},
+  {"receive_threads", config, "", "IO loops (one socket each)"},
+  {"receive_path", text, "",
+   "receive path in use: `recvmmsg`, `gro` or `io_uring` (after fallback; "
+   "the one asked for is in the configuration)"},
+  {"gso", flag, "",
+   "replies sent with UDP GSO now (false when switched off, when the kernel "
+   "has no GSO, or after it refused a send)"},
+  {"handler_start", text, "",
+   "where new handlers run first: `io_thread` or `workers` (design/net.md, "
+   "\"Where handlers start\")"},
+  {"handlers_started_inline", counter, "",
+   "handlers whose first activation ran on an IO thread (0 with `workers`)"},
+  {"handlers_continued_on_workers", counter, "",
+   "... of those, the ones that did not finish there (they waited for a "
+   "message) and went on on CAF's workers"},
+  {"receive_buffer_bytes", gauge, "bytes",
+   "SO_RCVBUF of the first socket as the kernel reports it (twice what was "
+   "asked)"},
+  {"busy_poll_budget_us", gauge, "us",
+   "how long an idle loop polls now before sleeping: `busy_poll_us` while "
+   "traffic is steady, 0 when it is not (largest over the loops)"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_IO_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  {"kernel_drops", counter, "",
+   "datagrams the kernel dropped on this socket (SO_MEMINFO, read when the "
+   "stats are collected, so drops at the end of a burst show at once; no "
+   "control message per datagram). On the `gro` path the kernel counts a "
+   "dropped coalesced receive once: then these are receives of up to 64 "
+   "datagrams each"},
+  {"recv_batch_avg", gauge, "", "`datagrams_in / recv_calls` since start"},
+  {"send_batch_avg", gauge, "", "`datagrams_out / send_calls` since start"},
+  {"replies_queued", counter, "",
+   "replies accepted, whichever way they came (inline plus through the "
+   "queue)"},
+  {"reply_queue_full", counter, "",
+   "replies from other threads dropped: reply queue full"},
+  {"reply_no_buffer", counter, "",
+   "copied replies dropped: no send buffer"},
+  {"reply_after_close", counter, "",
+   "replies dropped: endpoint already closed"},
+  {"wakeups", counter, "",
+   "eventfd writes by other threads to wake a sleeping IO loop"},
+  {"syscalls_per_datagram", gauge, "",
+   "`(recv_calls + send_calls + polls + spins + wakeups) / (datagrams_in + "
+   "datagrams_out)` since start (a spin is one empty receive call)"},
+};
+
+} // namespace
+
+const metric_section udp_endpoint_metrics{"net.udp", "/net/{endpoint}",
+                                          kUdpEndpointMetrics};
+
 } // namespace mayfly
