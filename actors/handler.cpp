@@ -333,4 +333,76 @@ void handler_actor::finish() noexcept {
 
 } // namespace detail
 
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kHandlerMetrics[] = {
+  {"spawned", counter, "", "handlers started"},
+  {"finished", counter, "", "handlers that ended normally"},
+  {"failed", counter, "", "handlers ended by an exception"},
+  {"killed", counter, "",
+   "handlers ended by an exit message (e.g. past the shutdown deadline)"},
+  {"timed_out", counter, "",
+   "handlers ended by a request of theirs that timed out without an error "
+   "handler"},
+  {"in_flight", gauge, "", "handlers alive now"},
+  {"peak_in_flight", peak, "",
+   "highest `in_flight` observed (sampled when credits are reclaimed and "
+   "when statistics are read)"},
+  {"max_in_flight", config, "", "this type's in-flight bound"},
+  {"rejected", counter, "",
+   "datagrams dropped under `overload: drop` because the in-flight bound "
+   "(`max_in_flight`) was reached"},
+  {"no_arena", counter, "",
+   "datagrams dropped under `overload: drop` because the arena pool had no "
+   "block left. With the defaults (2048 arena blocks, `max_in_flight` 4096) "
+   "the arena pool runs out first, so overload drops land here; under "
+   "`overload: pause` neither moves and the endpoint's `paused` does"},
+  {"source_limited", counter, "",
+   "datagrams refused by the per-source limit of this type "
+   "(`handler_options::source_limit`); the same datagrams as the endpoints' "
+   "`source_limit_drops`"},
+  {"lingered", counter, "",
+   "handlers that outlived their function (awaiting responses)"},
+  {"replies", counter, "", "replies handed to an endpoint"},
+  {"reply_drops", counter, "",
+   "replies the endpoint refused (queue full, no buffer, closed)"},
+  {"ask_errors", counter, "",
+   "`handler_context::ask`s answered by an error or not answered within the "
+   "type's `ask_timeout` (the handler then sent its `error_reply`, if any, "
+   "and ended)"},
+  {"stalls", counter, "",
+   "activations of this type that ran at least `runtime.stall_threshold_ms` "
+   "(counted when they end; each also logs `stall: handler 'x' on thread "
+   "'T' (index N) ran for D ms`)"},
+  {"stall_reports", counter, "",
+   "of those, the ones the watchdog reported while they were still running "
+   "(`stall: handler 'x' on thread 'T' (tid N, index I) running for D ms`), "
+   "once per activation"},
+  {"stall_max_us", gauge, "us",
+   "longest activation counted in `stalls` (0: none)"},
+  {"latency.receive_to_start", histogram, "us",
+   "receipt (the receive batch's clock read) → the handler's first "
+   "activation starts: admission, spawn, queueing to a worker"},
+  {"latency.run", histogram, "us",
+   "time the handler spent running, summed over its activations (not the "
+   "time it waited for answers)"},
+  {"latency.reply_to_kernel", histogram, "us",
+   "the handler made a reply → `sendmmsg` returned with it: batching, the "
+   "reply queue, the send syscall"},
+  {"lifetime_us", distribution, "us", "spawn to exit"},
+  {"arena.bytes_", distribution, "bytes",
+   "arena high-water mark of this type's handlers"},
+  {"arena.overflow_blocks", counter, "",
+   "overflow blocks this type's arenas took"},
+};
+
+} // namespace
+
+const metric_section handler_metrics{"handlers", "/handlers/{handler}",
+                                     kHandlerMetrics};
+
 } // namespace mayfly

@@ -65,6 +65,7 @@
 #include <mayfly/actors/config.hpp>
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/detach_policy.hpp>
+#include <mayfly/runtime/metrics.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/counters.hpp>
 #include <mayfly/runtime/latency_histogram.hpp>
@@ -545,6 +546,10 @@ void handler_context::after_earlier(F f) {
   ask(barrier_actor(), barrier_wait{&type_->order(), target})
     .then([f = std::move(f)](bool) mutable { f(); });
 }
+
+/// What `handler_type::stats()` renders under "/handlers/{handler}"
+/// (docs/stats.md, "handlers").
+extern const metric_section handler_metrics;
 
 } // namespace mayfly
 

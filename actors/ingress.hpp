@@ -23,8 +23,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include <mayfly/runtime/metrics.hpp>
 
 namespace mayfly {
 
@@ -56,6 +59,13 @@ public:
 
   /// Statistics as JSON (docs/stats.md, "net").
   virtual nlohmann::json stats() const = 0;
+
+  /// The descriptions of what `stats()` renders, path "/net/{endpoint}"
+  /// (runtime/metrics.hpp). None by default: /metrics then reports those
+  /// figures as undescribed.
+  virtual std::vector<metric_section> stats_sections() const {
+    return {};
+  }
 };
 
 } // namespace mayfly

@@ -381,4 +381,34 @@ std::string to_text(const slice_batch& x) {
 
 } // namespace detail
 
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kRemoteMetrics[] = {
+  {"sent.slices", counter, "",
+   "slices serialized for another node (a batch counts once per item)"},
+  {"sent.batches", counter, "", "keyed batches serialized for another node"},
+  {"sent.bytes", counter, "bytes", "key bytes serialized for another node"},
+  {"received.slices", counter, "",
+   "slices deserialized into fresh binaries of this runtime's pools"},
+  {"received.batches", counter, "", "keyed batches deserialized"},
+  {"received.bytes", counter, "bytes", "key bytes deserialized"},
+  {"rejected.malformed", counter, "",
+   "input from another node that violated the wire format (truncated, item "
+   "count over capacity, key lengths that do not add up); that message was "
+   "dropped"},
+  {"rejected.too_large", counter, "",
+   "a slice over 65,535 bytes, refused before allocating"},
+  {"rejected.pool_exhausted", counter, "", "no pool slot to receive into"},
+  {"rejected.no_runtime", counter, "",
+   "arrived at an actor system without a mayfly runtime"},
+};
+
+} // namespace
+
+const metric_section remote_metrics{"remote", "/remote", kRemoteMetrics};
+
 } // namespace mayfly

@@ -58,6 +58,7 @@
 
 #include <mayfly/actors/datagram.hpp>
 #include <mayfly/actors/detach_policy.hpp>
+#include <mayfly/runtime/metrics.hpp>
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/fwd.hpp>
 #include <mayfly/runtime/slice.hpp>
@@ -255,6 +256,9 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, slice_batch& x) {
   return detail::inspect_remote(f, x, "mayfly.slice_batch");
 }
+
+/// What `remote_message_stats()` renders under "/remote" (docs/stats.md).
+extern const metric_section remote_metrics;
 
 } // namespace mayfly
 

@@ -216,19 +216,26 @@ void runtime::init_stats() {
     watchdog_ = std::make_unique<detail::stall_watchdog>(
       int64_t{cfg_.stall_threshold_ms} * 1000000);
   registrations_.push_back(
-    stats_.add("/runtime", [this] { return runtime_stats(); }));
+    stats_.add("/runtime", [this] { return runtime_stats(); },
+               {runtime_metrics}));
   registrations_.push_back(
-    stats_.add("/pools", [this] { return buffers_->stats(); }));
+    stats_.add("/pools", [this] { return buffers_->stats(); },
+               {pool_class_metrics, dedicated_pool_metrics}));
   registrations_.push_back(
-    stats_.add("/arenas", [this] { return arenas_->stats(); }));
+    stats_.add("/arenas", [this] { return arenas_->stats(); },
+               {arena_pool_metrics}));
   registrations_.push_back(
-    stats_.add("/remote", [] { return remote_message_stats(); }));
+    stats_.add("/remote", [] { return remote_message_stats(); },
+               {remote_metrics}));
   registrations_.push_back(
-    stats_.add("/binaries", [this] { return binaries_stats(); }));
+    stats_.add("/binaries", [this] { return binaries_stats(); },
+               {binaries_metrics}));
   registrations_.push_back(
-    stats_.add("/detach", [this] { return detach_stats(); }));
+    stats_.add("/detach", [this] { return detach_stats(); },
+               {detach_metrics}));
   registrations_.push_back(
-    stats_.add("/holders", [this] { return holders_stats(); }));
+    stats_.add("/holders", [this] { return holders_stats(); },
+               {holders_metrics}));
 }
 
 nlohmann::json runtime::binaries_stats() const {
@@ -551,7 +558,8 @@ handler_type& runtime::add_handler(std::string name, handler_fn fn,
   h.latency_on_ = cfg_.latency_histograms;
   h.watchdog_ = watchdog_.get();
   registrations_.push_back(
-    stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); }));
+    stats_.add("/handlers/" + h.name(), [&h] { return h.stats(); },
+               {handler_metrics}));
   return h;
 }
 
@@ -651,7 +659,8 @@ ingress& runtime::attach(std::unique_ptr<ingress> source) {
     ingresses_.push_back(std::move(source));
   }
   registrations_.push_back(
-    stats_.add("/net/" + ptr->name(), [ptr] { return ptr->stats(); }));
+    stats_.add("/net/" + ptr->name(), [ptr] { return ptr->stats(); },
+               ptr->stats_sections()));
   auto st = state_.load();
   if (st == state::stopped || st == state::stopping) {
     ptr->stop_receiving();
@@ -708,5 +717,129 @@ void runtime::kill_lingering() {
   for (auto& v : victims)
     caf::anon_send_exit(v, caf::exit_reason::kill);
 }
+
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kRuntimeMetrics[] = {
+  {"state", text, "", "`created`, `running`, `stopping` or `stopped`"},
+  {"uptime_s", gauge, "s", "time since the runtime was made"},
+  {"workers", config, "",
+   "CAF worker threads (resolved: 0 in the configuration means one per "
+   "core)"},
+  {"max_throughput", config, "",
+   "messages an actor handles before yielding its worker"},
+  {"max_in_flight", config, "", "default in-flight bound per handler type"},
+  {"overload", text, "",
+   "`pause` or `drop`: what the receive path does at the bound "
+   "(configuration)"},
+  {"worker_idle", text, "",
+   "`poll` or `block`: how idle CAF workers wait (configuration)"},
+  {"stall_threshold_ms", config, "ms",
+   "an activation running this long is a stall (reported and counted, "
+   "`handlers.*.stalls`); 0: stall report off"},
+  {"latency_histograms", flag, "",
+   "whether the latency histograms of `handlers.*.latency` are kept "
+   "(configuration)"},
+  {"malloc_is_mimalloc", flag, "",
+   "whether `malloc` in this process is served by mimalloc (README, "
+   "\"Allocator note\")"},
+  {"in_flight", gauge, "", "handlers alive now, all types"},
+  {"scheduler.mayfly", flag, "",
+   "the actor system runs mayfly's scheduler (actors/scheduler.hpp): false "
+   "for a borrowed system built without `install_scheduler`"},
+  {"scheduler.timeout_actors", counter, "",
+   "actors that armed a cancellable timeout (receive or request timeout); "
+   "only their exits reach CAF's clock thread"},
+  {"scheduler.exit_cancellations", counter, "",
+   "exits whose timeout cancellation was forwarded to CAF's clock"},
+  {"balance.buffers_out", gauge, "",
+   "pool slots plus dedicated binaries held by anyone"},
+  {"balance.arenas_out", gauge, "", "arenas alive"},
+  {"balance.arena_blocks", gauge, "", "arena blocks out of the arena pool"},
+  {"balance.slices_live", gauge, "", "live slices, process-wide"},
+  {"balance.handlers", gauge, "",
+   "handlers in flight (same as `in_flight`)"},
+  {"balance.zero", flag, "",
+   "all of the above are zero; true after a clean `stop()`"},
+};
+
+constexpr metric_info kBinariesMetrics[] = {
+  {"live_slices", gauge, "", "slices alive (with an owner)"},
+  {"viewed_bytes", gauge, "bytes", "bytes those slices view"},
+  {"dedicated_live", gauge, "",
+   "dedicated binaries alive (as `pools.dedicated.live`)"},
+  {"dedicated_bytes", gauge, "bytes", "their bytes"},
+  {"heap_allocations", counter, "",
+   "calls mayfly's own code made to the general heap (cold paths: dedicated "
+   "buffers, detached slices, arena overflow beyond the pool)"},
+  {"oldest_age_ms", gauge, "ms",
+   "age of the oldest live pool binary over all classes (0: none)"},
+  {"oldest_holder", identifier, "",
+   "(a string) who holds it: the handler type that received it, or the name a "
+   "long-lived actor registered with `runtime::holder_tag` and marked the "
+   "slice with (`slice::mark_holder`); \"\" when nobody was recorded. This "
+   "is the pinning detector: `mayfly-tally --pin 1` makes it say \"tally "
+   "aggregator\". Not exported to Prometheus (its value changes with "
+   "whichever binary is oldest)"},
+};
+
+constexpr metric_info kDetachMetrics[] = {
+  {"enabled", flag, "", "`runtime.detach.enabled` (configuration)"},
+  {"max_slice_bytes", config, "bytes", "`runtime.detach.max_slice_bytes`"},
+  {"min_binary_bytes", config, "bytes", "`runtime.detach.min_binary_bytes`"},
+  {"long_lived", gauge, "",
+   "actors marked long-lived now (marks go when the actor exits)"},
+  {"slices_detached", counter, "",
+   "slices (a `key_batch`'s keys: one) copied out on their way to a "
+   "long-lived actor"},
+  {"bytes_copied", counter, "bytes",
+   "bytes those copies hold (one dedicated binary each: "
+   "`binaries.dedicated_*`)"},
+  {"binaries_released_early", counter, "",
+   "pool binaries that went back to their pool with at least one slice "
+   "detached by the policy and none sent to a long-lived actor as it is: "
+   "binaries a long-lived actor would otherwise have kept. Counted when the "
+   "binary is released (a flag on its header, read once)"},
+  {"sent_as_is", counter, "",
+   "slices (batches: one) sent to long-lived actors without a copy: the "
+   "rule did not apply (or the policy is off); their binaries are "
+   "attributed to the actor in `holders`"},
+  {"detach_failures", counter, "",
+   "copies the allocator refused; the original was sent as it is"},
+  {"mark_refused", counter, "",
+   "`mark_long_lived` calls refused because 512 actors were marked already"},
+};
+
+constexpr metric_info kHoldersMetrics[] = {
+  {"top_n", config, "",
+   "`runtime.top_holders` (default 10): holders listed by name"},
+  {"holders", gauge, "",
+   "distinct holders with live pool binaries now (before the cut to "
+   "`top_n`)"},
+  {"by_holder.{holder}.binaries", gauge, "",
+   "live pool binaries attributed to `<holder>`"},
+  {"by_holder.{holder}.frozen_bytes", gauge, "bytes",
+   "bytes frozen in them (each datagram's length): what their slices can "
+   "view at most. Per-slice views are not tracked per binary (that would "
+   "cost an atomic on the binary for every slice copy), so this is the "
+   "honest upper bound of \"viewed\"; process-wide viewed bytes are "
+   "`binaries.viewed_bytes`"},
+  {"by_holder.{holder}.pinned_bytes", gauge, "bytes",
+   "slot bytes they keep out of their pools"},
+  {"by_holder.{holder}.oldest_age_ms", gauge, "ms",
+   "age of the oldest of them since its first freeze"},
+};
+
+} // namespace
+
+const metric_section runtime_metrics{"runtime", "/runtime", kRuntimeMetrics};
+const metric_section detach_metrics{"detach", "/detach", kDetachMetrics};
+const metric_section holders_metrics{"holders", "/holders", kHoldersMetrics};
+const metric_section binaries_metrics{"binaries", "/binaries",
+                                      kBinariesMetrics};
 
 } // namespace mayfly

@@ -71,6 +71,7 @@
 #include <mayfly/runtime/arena.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
 #include <mayfly/runtime/stats_registry.hpp>
+#include <mayfly/runtime/user_metrics.hpp>
 
 namespace mayfly {
 
@@ -261,6 +262,29 @@ public:
     return stats_;
   }
 
+  const stats_registry& stats() const noexcept {
+    return stats_;
+  }
+
+  // -- user statistics (runtime/user_metrics.hpp) -------------------------------
+
+  /// Declares a counter that appears as "/counters/<name>" in the
+  /// statistics and as `mayfly_counters_<name>_total` in /metrics, with
+  /// `help` as its HELP text: `rt.counter("lines", "syslog lines received",
+  /// "lines")`. The handle's `add` costs one relaxed add, any thread. A bad
+  /// or duplicate name is an `errc::invalid_config` error naming it. Any
+  /// thread; allocates (declare at start-up).
+  result<user_counter> counter(std::string_view name, std::string_view help,
+                               std::string_view unit = "") {
+    return user_.counter(name, help, unit);
+  }
+
+  /// As `counter`, for a gauge ("/gauges/<name>", `mayfly_gauges_<name>`).
+  result<user_gauge> gauge(std::string_view name, std::string_view help,
+                           std::string_view unit = "") {
+    return user_.gauge(name, help, unit);
+  }
+
   const runtime_config& config() const noexcept {
     return cfg_;
   }
@@ -321,6 +345,7 @@ private:
   // Outlives every thread that runs handlers (endpoints, the actor system):
   // their activations publish into it. Null: stall report off.
   std::unique_ptr<detail::stall_watchdog> watchdog_;
+  user_metrics user_{stats_}; // unregisters from stats_ first
   std::deque<handler_type> handlers_;
   std::vector<std::unique_ptr<ingress>> ingresses_; // mtx_ for adding
   std::unique_ptr<caf::actor_system_config> system_cfg_;
@@ -348,6 +373,14 @@ private:
 
   std::vector<stats_registry::registration> registrations_;
 };
+
+/// What the runtime renders under "/runtime" and "/binaries"
+/// (docs/stats.md).
+extern const metric_section runtime_metrics;
+extern const metric_section binaries_metrics;
+/// What the runtime renders under "/detach" and "/holders" (docs/stats.md).
+extern const metric_section detach_metrics;
+extern const metric_section holders_metrics;
 
 /// Blocks SIGINT and SIGTERM in the calling thread and every thread it
 /// creates afterwards, so that `runtime::run()` receives them with

@@ -1,9 +1,15 @@
 #include <mayfly/net/prometheus.hpp>
 
+#include <mayfly/actors/messages.hpp>
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/stats_endpoint.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -14,67 +20,10 @@ namespace {
 
 using json = nlohmann::json;
 
-enum class metric_kind { counter, gauge, histogram };
-
-const char* to_string(metric_kind k) noexcept {
-  return k == metric_kind::counter ? "counter"
-         : k == metric_kind::gauge ? "gauge"
-                                   : "histogram";
-}
-
-/// A latency histogram as runtime/latency_histogram.hpp writes it:
-/// `{"bounds_us": [...], "counts": [...one more...], "count", "sum_us"}`.
-bool is_histogram(const json& v) {
-  if (!v.is_object())
-    return false;
-  auto b = v.find("bounds_us");
-  auto c = v.find("counts");
-  auto sum = v.find("sum_us");
-  return b != v.end() && c != v.end() && sum != v.end() && b->is_array()
-         && c->is_array() && c->size() == b->size() + 1 && sum->is_number();
-}
-
 struct label {
   std::string name;
   std::string value;
 };
-
-/// A key at this position of the document is a name chosen at run time (a
-/// handler, an endpoint...): it becomes the value of `label`. `leaf` is the
-/// type when the key holds a number directly (refs buckets, status codes).
-struct label_rule {
-  std::vector<std::string_view> pattern; // "*" matches any key
-  std::string_view label;
-  metric_kind leaf;
-};
-
-// The list in the file comment of prometheus.hpp and in docs/stats.md.
-const std::vector<label_rule>& label_rules() {
-  static const std::vector<label_rule> rules{
-    {{"handlers", "*"}, "handler", metric_kind::gauge},
-    {{"net", "*"}, "endpoint", metric_kind::gauge},
-    {{"pools", "*"}, "pool", metric_kind::gauge},
-    {{"pools", "*", "binaries", "refs", "*"}, "refs", metric_kind::gauge},
-    {{"net", "*", "responses", "*"}, "code", metric_kind::counter},
-    {{"net", "*", "threads", "*"}, "thread", metric_kind::gauge},
-    {{"holders", "by_holder", "*"}, "holder", metric_kind::gauge},
-  };
-  return rules;
-}
-
-const label_rule* match_rule(const std::vector<std::string>& path) {
-  for (auto& r : label_rules()) {
-    if (r.pattern.size() != path.size())
-      continue;
-    bool ok = true;
-    for (size_t i = 0; i < path.size() && ok; ++i)
-      ok = r.pattern[i] == "*" || r.pattern[i] == path[i];
-    // Only the last element may be the dynamic key this rule is about.
-    if (ok && r.pattern.back() == "*")
-      return &r;
-  }
-  return nullptr;
-}
 
 bool starts_with(std::string_view s, std::string_view p) noexcept {
   return s.substr(0, p.size()) == p;
@@ -84,44 +33,43 @@ bool ends_with(std::string_view s, std::string_view p) noexcept {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
 
-// Time units in a key: the suffix and how many make a second. (Dividing
-// rather than multiplying by 1e-6 prints 0.006373597, not
-// 0.006373596999999999.)
-struct time_unit {
-  std::string_view suffix;
-  double per_second;
-};
-
-constexpr time_unit kTimeUnits[] = {
-  {"_s", 1.0}, {"_ms", 1e3}, {"_us", 1e6}, {"_ns", 1e9}};
-
-/// The counter-or-gauge rule of the file comment. `section` is the first
-/// key of the path ("runtime", "pools"...), `key` the leaf's own key.
-metric_kind classify(std::string_view section, std::string_view key) {
-  if (section == "runtime" || section == "holders")
-    return metric_kind::gauge;
-  static const std::set<std::string_view> exact{
-    "capacity",      "in_use",          "in_flight", "live",
-    "leases_out",    "blocks_in_use",   "threads",   "schema",
-    "receive_threads", "long_lived"};
-  if (exact.count(key) > 0)
-    return metric_kind::gauge;
-  for (auto p : {"peak", "max_", "live_"})
-    if (starts_with(key, p))
-      return metric_kind::gauge;
-  for (auto s : {"_peak", "_live", "_size", "_limit", "_avg", "_per_datagram",
-                 "_bytes"})
-    if (ends_with(key, s))
-      return metric_kind::gauge;
-  for (auto& u : kTimeUnits)
-    if (ends_with(key, u.suffix))
-      return metric_kind::gauge;
-  return metric_kind::counter;
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  while (!s.empty()) {
+    auto i = s.find(sep);
+    auto part = s.substr(0, i);
+    if (!part.empty())
+      out.push_back(part);
+    if (i == std::string_view::npos)
+      break;
+    s.remove_prefix(i + 1);
+  }
+  return out;
 }
 
-/// Identifiers that are numbers but not measurements.
-bool is_identifier(std::string_view key) {
-  return key == "oldest_holder" || key == "cpu";
+/// "{name}" -> "name"; "" for a literal part.
+std::string_view label_of(std::string_view part) noexcept {
+  if (part.size() > 2 && part.front() == '{' && part.back() == '}')
+    return part.substr(1, part.size() - 2);
+  return {};
+}
+
+/// One description, its section's path and its own name as one list of
+/// parts (literal keys and `{label}`s).
+struct pattern {
+  std::vector<std::string_view> parts;
+  const metric_info* info;
+};
+
+/// The quantile keys of a distribution and their label values.
+constexpr std::pair<std::string_view, std::string_view> kQuantiles[] = {
+  {"p50", "0.5"}, {"p99", "0.99"}, {"max", "1"}};
+
+std::string_view quantile_of(std::string_view key) noexcept {
+  for (auto& [k, q] : kQuantiles)
+    if (key == k)
+      return q;
+  return {};
 }
 
 std::string sanitize_name(std::string_view part) {
@@ -212,41 +160,35 @@ std::string format_value(const json& v, double divisor) {
   return format_double(v.get<double>());
 }
 
-/// "p50" -> "0.5", "bytes_p99" -> "0.99", "p999" -> "0.999", "p5" ->
-/// "0.05", "p100" -> "1"; `prefix` receives what comes before the "p".
-/// Empty when `key` is not a percentile key.
-std::string percentile(std::string_view key, std::string& prefix) {
-  auto pos = key.rfind('p');
-  if (pos == std::string_view::npos || pos + 1 >= key.size())
-    return {};
-  if (pos > 0 && key[pos - 1] != '_')
-    return {};
-  auto digits = key.substr(pos + 1);
-  for (char c : digits)
-    if (c < '0' || c > '9')
-      return {};
-  prefix = std::string{key.substr(0, pos)};
-  if (digits == "100")
-    return "1";
-  std::string frac{digits};
-  if (frac.size() < 2)
-    frac.insert(frac.begin(), 2 - frac.size(), '0');
-  while (frac.size() > 1 && frac.back() == '0')
-    frac.pop_back();
-  if (frac == "0")
-    return "0";
-  return "0." + frac;
-}
-
 struct family {
-  metric_kind kind;
+  std::string kind;
   std::string help;
   std::vector<std::string> samples; // rendered lines
   std::set<std::string> series;     // rendered label sets
 };
 
+/// What a leaf of the document is, by its description.
+struct match {
+  const metric_info* info = nullptr;
+  std::vector<std::string> name;   // literal parts, the metric's name
+  std::vector<label> labels;       // from `{label}` parts
+  std::string_view quantile;       // distributions: "0.5", "0.99", "1"
+  std::string where;               // the pattern as a path, for HELP
+};
+
 class converter {
 public:
+  explicit converter(std::span<const metric_section> described) {
+    for (auto& section : described)
+      for (auto& m : section.metrics) {
+        pattern p{split(section.path, '/'), &m};
+        for (auto part : split(m.name, '.'))
+          p.parts.push_back(part);
+        if (!p.parts.empty())
+          patterns_[std::string{p.parts.front()}].push_back(std::move(p));
+      }
+  }
+
   void walk(const json& obj) {
     walk_object(obj);
   }
@@ -255,7 +197,7 @@ public:
     std::string out;
     for (auto& [name, fam] : families_) {
       out += "# HELP " + name + " " + escape(fam.help, false) + "\n";
-      out += "# TYPE " + name + " " + to_string(fam.kind) + "\n";
+      out += "# TYPE " + name + " " + fam.kind + "\n";
       for (auto& line : fam.samples)
         out += line;
     }
@@ -263,35 +205,87 @@ public:
       out.append("# mayfly: ")
         .append(std::to_string(skipped_))
         .append(" samples skipped (name or series clash)\n");
+    if (undescribed_ > 0)
+      out.append("# mayfly: ")
+        .append(std::to_string(undescribed_))
+        .append(" figures without a description (untyped)\n");
     return out;
   }
 
 private:
-  // Where the walk is: the real keys, the keys as written in HELP text
-  // (dynamic ones as <label>), the parts of the metric name and the labels.
-  std::vector<std::string> path_;
-  std::vector<std::string> pattern_;
-  std::vector<std::string> name_;
-  std::vector<label> labels_;
-
+  std::map<std::string, std::vector<pattern>, std::less<>> patterns_;
+  std::vector<std::string> path_; // keys from the root to where the walk is
   std::map<std::string, family> families_;
   size_t skipped_ = 0;
+  size_t undescribed_ = 0;
 
-  std::string help_for(std::string_view last) const {
-    std::string h = "mayfly statistic ";
-    for (auto& p : pattern_)
-      h += "/" + p;
-    h += "/";
-    h += last;
-    h += " (docs/stats.md)";
-    return h;
+  /// Whether `parts` (a pattern, maybe shortened) matches the first
+  /// `parts.size()` keys of `path_`.
+  bool prefix_matches(const std::vector<std::string_view>& parts,
+                      size_t n) const {
+    for (size_t i = 0; i < n; ++i)
+      if (label_of(parts[i]).empty() && parts[i] != path_[i])
+        return false;
+    return true;
   }
 
-  /// Adds one sample. `parts` is the metric name without "mayfly_" and
-  /// suffixes; `kind` its type; `value` the JSON leaf.
-  void add(const std::vector<std::string>& parts, metric_kind kind,
-           const std::vector<label>& labels, const json& value,
-           const std::string& help, bool is_info = false) {
+  /// The description of the leaf at `path_`, or nullopt.
+  std::optional<match> find() const {
+    if (path_.empty())
+      return std::nullopt;
+    auto it = patterns_.find(path_.front());
+    if (it == patterns_.end())
+      return std::nullopt;
+    auto n = path_.size();
+    for (auto& p : it->second) {
+      auto& parts = p.parts;
+      bool dist = p.info->kind == metric_kind::distribution;
+      std::string_view q;
+      if (!dist) {
+        if (parts.size() != n || !prefix_matches(parts, n))
+          continue;
+      } else if (ends_with(parts.back(), "_")) {
+        // x_ covers the flat keys x_p50, x_p99, x_max.
+        if (parts.size() != n || !prefix_matches(parts, n - 1)
+            || !starts_with(path_.back(), parts.back()))
+          continue;
+        q = quantile_of(
+          std::string_view{path_.back()}.substr(parts.back().size()));
+        if (q.empty())
+          continue;
+      } else {
+        // x covers the object x with keys p50, p99, max.
+        if (parts.size() + 1 != n || !prefix_matches(parts, n - 1))
+          continue;
+        q = quantile_of(path_.back());
+        if (q.empty())
+          continue;
+      }
+      match m;
+      m.info = p.info;
+      m.quantile = q;
+      for (size_t i = 0; i < parts.size(); ++i) {
+        auto l = label_of(parts[i]);
+        if (!l.empty()) {
+          m.labels.push_back({std::string{l}, path_[i]});
+          m.where.append("/<").append(l).append(">");
+        } else {
+          auto part = parts[i];
+          if (dist && i + 1 == parts.size() && ends_with(part, "_"))
+            part.remove_suffix(1);
+          m.name.emplace_back(part);
+          m.where.append("/").append(parts[i]);
+        }
+      }
+      return m;
+    }
+    return std::nullopt;
+  }
+
+  /// Adds one sample of family `mayfly_` + `parts` joined by `_`.
+  void add(const std::vector<std::string>& parts, std::string_view kind,
+           const std::vector<label>& labels, const std::string& value,
+           const std::string& help) {
     std::string name = "mayfly";
     for (auto& p : parts) {
       // Appends, not `"_" + std::string`: GCC 12 at -O3 warns (falsely,
@@ -299,18 +293,7 @@ private:
       name += '_';
       name += sanitize_name(p);
     }
-    double divisor = 1.0;
-    if (!is_info) {
-      for (auto& u : kTimeUnits) {
-        if (ends_with(name, u.suffix)) {
-          name.resize(name.size() - u.suffix.size());
-          name += "_seconds";
-          divisor = u.per_second;
-          break;
-        }
-      }
-    }
-    if (kind == metric_kind::counter && !ends_with(name, "_total"))
+    if (kind == "counter" && !ends_with(name, "_total"))
       name += "_total";
     std::string rendered;
     if (!labels.empty()) {
@@ -323,26 +306,39 @@ private:
       }
       rendered += "}";
     }
-    auto [it, fresh] = families_.try_emplace(name, family{kind, help, {}, {}});
+    auto [it, fresh]
+      = families_.try_emplace(name, family{std::string{kind}, help, {}, {}});
     auto& fam = it->second;
     if ((!fresh && fam.kind != kind) || !fam.series.insert(rendered).second) {
       ++skipped_;
       return;
     }
-    fam.samples.push_back(name + rendered + " "
-                          + (is_info ? std::string{"1"}
-                                     : format_value(value, divisor))
-                          + "\n");
+    fam.samples.push_back(name + rendered + " " + value + "\n");
+  }
+
+  /// A latency histogram object, `{"bounds_us": [...], "counts": [...one
+  /// more...], "count", "sum_us"}` (runtime/latency_histogram.hpp).
+  static bool is_histogram(const json& v) {
+    if (!v.is_object())
+      return false;
+    auto b = v.find("bounds_us");
+    auto c = v.find("counts");
+    auto sum = v.find("sum_us");
+    return b != v.end() && c != v.end() && sum != v.end() && b->is_array()
+           && c->is_array() && c->size() == b->size() + 1
+           && sum->is_number();
   }
 
   /// A Prometheus histogram from a latency histogram object: cumulative
   /// `_bucket{le}` (seconds) ending with `+Inf`, `_sum` (seconds),
   /// `_count`.
-  void add_histogram(const std::vector<std::string>& parts,
-                     const std::vector<label>& labels, const json& h,
-                     const std::string& help) {
+  void add_histogram(match& m, const json& h) {
+    if (!is_histogram(h)) {
+      ++skipped_;
+      return;
+    }
     std::string name = "mayfly";
-    for (auto& p : parts) {
+    for (auto& p : m.name) {
       name += '_';
       name += sanitize_name(p);
     }
@@ -350,14 +346,16 @@ private:
       name.resize(name.size() - 3);
     name += "_seconds";
     std::string rendered;
-    for (auto& l : labels) {
+    for (auto& l : m.labels) {
       rendered += rendered.empty() ? "" : ",";
       rendered += l.name + "=\"" + escape(l.value, true) + "\"";
     }
-    auto [it, fresh] = families_.try_emplace(
-      name, family{metric_kind::histogram, help, {}, {}});
+    std::string help{m.info->help};
+    help.append(" (").append(m.where).append(")");
+    auto [it, fresh]
+      = families_.try_emplace(name, family{"histogram", help, {}, {}});
     auto& fam = it->second;
-    if ((!fresh && fam.kind != metric_kind::histogram)
+    if ((!fresh && fam.kind != "histogram")
         || !fam.series.insert(rendered).second) {
       ++skipped_;
       return;
@@ -383,117 +381,129 @@ private:
                           + std::to_string(cumulative) + "\n");
   }
 
-  bool has_label(std::string_view name) const {
-    for (auto& l : labels_)
-      if (l.name == name)
-        return true;
-    return false;
-  }
-
   void walk_object(const json& obj) {
     if (!obj.is_object())
       return;
-    // Quantile groups: prefixes P for which a key P + "p<digits>" exists;
-    // P + "max" then counts as quantile 1.
-    std::set<std::string> quantile_prefixes;
-    for (auto& [key, value] : obj.items()) {
-      std::string prefix;
-      if (value.is_number() && !percentile(key, prefix).empty())
-        quantile_prefixes.insert(prefix);
-    }
+    // String figures of this object: labels of one `_info` gauge.
     std::vector<label> info;
+    std::optional<match> info_at;
     for (auto& [key, value] : obj.items()) {
       path_.push_back(key);
-      if (auto* rule = match_rule(path_)) {
-        // A dynamic key: a label, not a part of the name.
-        std::string placeholder{"<"};
-        placeholder.append(rule->label).append(">");
-        labels_.push_back({std::string{rule->label}, key});
-        if (value.is_object()) {
-          pattern_.push_back(placeholder);
+      if (value.is_object()) {
+        auto m = find();
+        if (m && m->info->kind == metric_kind::histogram)
+          add_histogram(*m, value);
+        else
           walk_object(value);
-          pattern_.pop_back();
-        } else if (value.is_number() || value.is_boolean()) {
-          auto kind = value.is_boolean() ? metric_kind::gauge : rule->leaf;
-          add(name_, kind, labels_, value, help_for(placeholder));
-        }
-        labels_.pop_back();
-        path_.pop_back();
-        continue;
       }
-      if (is_histogram(value)) {
-        auto parts = name_;
-        parts.push_back(key);
-        add_histogram(parts, labels_, value,
-                      help_for(key));
-      } else if (value.is_object()) {
-        name_.push_back(key);
-        pattern_.push_back(key);
-        walk_object(value);
-        pattern_.pop_back();
-        name_.pop_back();
-      } else if (value.is_number() || value.is_boolean()) {
-        leaf(key, value, quantile_prefixes);
-      } else if (value.is_string()) {
-        auto name = sanitize_label_name(key);
-        if (!has_label(name))
-          info.push_back({name, value.get<std::string>()});
+      else if (value.is_number() || value.is_boolean())
+        leaf(value);
+      else if (value.is_string()) {
+        auto m = find();
+        if (!m)
+          ++undescribed_;
+        else if (m->info->kind == metric_kind::text) {
+          auto name = sanitize_label_name(key);
+          bool taken = false;
+          for (auto& l : m->labels)
+            taken = taken || l.name == name;
+          for (auto& l : info)
+            taken = taken || l.name == name;
+          if (!taken)
+            info.push_back({name, value.get<std::string>()});
+          if (!info_at)
+            info_at = std::move(m);
+        }
       }
       // Arrays and nulls: left out (none in schema 1).
       path_.pop_back();
     }
-    if (!info.empty()) {
-      auto labels = labels_;
-      labels.insert(labels.end(), info.begin(), info.end());
-      auto parts = name_;
-      parts.push_back("info");
-      std::string help = "mayfly statistic ";
-      for (auto& p : pattern_)
-        help += "/" + p;
-      help += " (string fields as labels, docs/stats.md)";
-      add(parts, metric_kind::gauge, labels, json{}, help, true);
-    }
+    if (info.empty())
+      return;
+    // The object's own name and labels: those of a string figure in it,
+    // less its last part.
+    auto parts = info_at->name;
+    parts.pop_back();
+    parts.push_back("info");
+    auto labels = info_at->labels;
+    labels.insert(labels.end(), info.begin(), info.end());
+    auto where = info_at->where.substr(0, info_at->where.rfind('/'));
+    add(parts, "gauge", labels, "1",
+        "string figures of " + (where.empty() ? "/" : where)
+          + " as labels (docs/stats.md)");
   }
 
-  void leaf(const std::string& key, const json& value,
-            const std::set<std::string>& quantile_prefixes) {
-    if (is_identifier(key))
-      return;
-    std::string prefix;
-    auto q = value.is_number() ? percentile(key, prefix) : std::string{};
-    if (q.empty() && ends_with(key, "max")) {
-      auto p = key.substr(0, key.size() - 3);
-      if (quantile_prefixes.count(p) > 0) {
-        prefix = p;
-        q = "1";
-      }
-    }
-    if (!q.empty() && quantile_prefixes.count(prefix) > 0) {
-      auto parts = name_;
-      if (!prefix.empty())
-        parts.push_back(prefix.substr(0, prefix.size() - 1)); // drop '_'
-      auto labels = labels_;
-      labels.push_back({"quantile", q});
-      add(parts, metric_kind::gauge, labels, value,
-          help_for(prefix + "{p50,p99,max}"));
+  void leaf(const json& value) {
+    auto m = find();
+    if (!m) {
+      // A defect: every figure is described
+      // (net.StatsEndpoint.EveryFigureIsDescribed). Still
+      // exported, untyped, so that nothing silently disappears.
+      ++undescribed_;
+      std::string where;
+      for (auto& p : path_)
+        where.append("/").append(p);
+      add(path_, "untyped", {}, format_value(value, 1.0),
+          "undescribed statistic " + where);
       return;
     }
-    auto kind = value.is_boolean()
-                  ? metric_kind::gauge
-                  : classify(path_.empty() ? std::string_view{} : path_[0],
-                             key);
-    auto parts = name_;
-    parts.push_back(key);
-    add(parts, kind, labels_, value, help_for(key));
+    auto& info = *m->info;
+    double divisor = 1.0;
+    std::string_view kind = "gauge";
+    switch (info.kind) {
+      case metric_kind::identifier:
+      case metric_kind::text:
+        return;
+      case metric_kind::histogram: // a number where an object belongs
+        ++skipped_;
+        return;
+      case metric_kind::counter:
+        kind = value.is_boolean() ? "gauge" : "counter";
+        break;
+      default:
+        break;
+    }
+    // Time in seconds: `uptime_s` -> `uptime_seconds`, values scaled.
+    if (auto per_second = units_per_second(info.unit); per_second > 0) {
+      auto& last = m->name.back();
+      std::string suffix = "_" + std::string{info.unit};
+      if (ends_with(last, suffix))
+        last.resize(last.size() - suffix.size());
+      last += "_seconds";
+      divisor = per_second;
+    }
+    std::string help{info.help};
+    if (!info.unit.empty() && divisor == 1.0)
+      help.append(" [").append(info.unit).append("]");
+    help.append(" (").append(m->where).append(")");
+    if (!m->quantile.empty())
+      m->labels.push_back({"quantile", std::string{m->quantile}});
+    add(m->name, kind, m->labels, format_value(value, divisor), help);
   }
 };
 
 } // namespace
 
-std::string to_prometheus(const nlohmann::json& stats) {
+std::vector<metric_section> builtin_metric_sections() {
+  return {stats_registry::schema_metrics,
+          runtime_metrics,
+          pool_class_metrics,
+          dedicated_pool_metrics,
+          arena_pool_metrics,
+          binaries_metrics,
+          detach_metrics,
+          holders_metrics,
+          remote_metrics,
+          handler_metrics,
+          udp_endpoint_metrics,
+          stats_endpoint_metrics};
+}
+
+std::string to_prometheus(const nlohmann::json& stats,
+                          std::span<const metric_section> described) {
   if (!stats.is_object())
     return "# mayfly: not a statistics document\n";
-  converter c;
+  converter c{described};
   c.walk(stats);
   return c.render();
 }

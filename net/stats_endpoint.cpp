@@ -487,7 +487,7 @@ MHD_Result stats_endpoint::state::answer(MHD_Connection* conn, const char* url,
     auto doc = rt->collect_stats();
     body = pretty ? dump(doc, 2) + "\n" : dump(doc);
   } else if (std::strcmp(url, "/metrics") == 0) {
-    body = to_prometheus(rt->collect_stats());
+    body = to_prometheus(rt->collect_stats(), rt->stats().descriptions());
     type = "text/plain; version=0.0.4; charset=utf-8";
   } else {
     status = 404;
@@ -844,5 +844,51 @@ nlohmann::json stats_endpoint::stats() const {
     {"bytes_out", c.get(bytes_out)},
   };
 }
+
+std::vector<metric_section> stats_endpoint::stats_sections() const {
+  return {stats_endpoint_metrics};
+}
+
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+constexpr metric_info kStatsEndpointMetrics[] = {
+  {"address", metric_kind::text, "", "bound address"},
+  {"threads", metric_kind::config, "",
+   "threads serving HTTP: always 1 (libmicrohttpd's event loop); "
+   "`stats.threads` is ignored"},
+  {"max_connections", metric_kind::config, "",
+   "open connections allowed (`stats_endpoint_limits::max_connections`)"},
+  {"connections", metric_kind::counter, "",
+   "connections accepted (served or refused)"},
+  {"connections_live", metric_kind::gauge, "",
+   "connections open now: waiting for a request head or being answered"},
+  {"rejected", metric_kind::counter, "",
+   "connections refused with 503: `max_connections` open"},
+  {"timeouts", metric_kind::counter, "",
+   "requests cut at their deadline (a head that never completes: slow "
+   "clients) or responses not written within theirs"},
+  {"oversize", metric_kind::counter, "",
+   "requests cut at `max_request_bytes`, and heads libmicrohttpd refused as "
+   "too large (its 413, 414, 431)"},
+  {"requests", metric_kind::counter, "",
+   "responses, one per request, including those libmicrohttpd wrote itself "
+   "to malformed requests (counted when the connection closes)"},
+  {"responses.{code}", metric_kind::counter, "",
+   "responses by status: `200`, `400`, `403`, `404`, `405`, `413`, `414`, "
+   "`417`, `431`, `500`, `503`, `505`, `other` (503 includes refusals)"},
+  {"bytes_in", metric_kind::counter, "bytes",
+   "bytes received from clients, as the kernel counts them (`TCP_INFO`), "
+   "added after each response and at close"},
+  {"bytes_out", metric_kind::counter, "bytes",
+   "bytes sent to clients, headers and bodies, likewise (`tcpi_bytes_sent`, "
+   "retransmissions included)"},
+};
+
+} // namespace
+
+const metric_section stats_endpoint_metrics{"net.http", "/net/{endpoint}",
+                                            kStatsEndpointMetrics};
 
 } // namespace mayfly

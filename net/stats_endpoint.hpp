@@ -161,6 +161,8 @@ public:
 
   /// The endpoint's own counters (docs/stats.md, "net", HTTP endpoint).
   nlohmann::json stats() const override;
+  /// `stats_endpoint_metrics`.
+  std::vector<metric_section> stats_sections() const override;
 
 private:
   /// The libmicrohttpd daemon and its event thread (stats_endpoint.cpp).
@@ -171,5 +173,9 @@ private:
   udp_address local_;
   std::unique_ptr<state> state_;
 };
+
+/// What `stats_endpoint::stats()` renders under "/net/{endpoint}"
+/// (docs/stats.md, "net", HTTP stats endpoint).
+extern const metric_section stats_endpoint_metrics;
 
 } // namespace mayfly

@@ -366,4 +366,109 @@ nlohmann::json udp_endpoint::stats() const {
   return doc;
 }
 
+std::vector<metric_section> udp_endpoint::stats_sections() const {
+  return {udp_endpoint_metrics};
+}
+
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kUdpEndpointMetrics[] = {
+  {"address", text, "", "bound address"},
+  {"handler", text, "", "handler type its datagrams go to"},
+  {"receive_threads", config, "", "IO loops (one socket each)"},
+  {"reuse_port", flag, "",
+   "the sockets have `SO_REUSEPORT` (several threads, or `reuse_port` asked "
+   "for a hand-over)"},
+  {"steering", text, "",
+   "which thread reads a datagram: `cpu` (CPU steering in use), `off` (the "
+   "kernel's hash), or `off: <why>` when steering was asked for and the "
+   "kernel refused the program or a pinning, or there is one thread"},
+  {"threads.{thread}.cpu", identifier, "",
+   "the CPU receive thread `<thread>` (socket `<thread>` of the group, "
+   "counted from 0) is pinned to; -1: not pinned. Left out of /metrics"},
+  {"threads.{thread}.datagrams_in", counter, "",
+   "`datagrams_in` for that thread alone: the spread over the threads"},
+  {"threads.{thread}.bytes_in", counter, "bytes",
+   "`bytes_in` for that thread alone"},
+  {"threads.{thread}.datagrams_out", counter, "",
+   "`datagrams_out` for that thread alone"},
+  {"threads.{thread}.kernel_drops", counter, "",
+   "`kernel_drops` for that thread alone"},
+  {"threads.{thread}.drained_at_stop", counter, "",
+   "`drained_at_stop` for that thread alone"},
+  {"receive_path", text, "",
+   "receive path in use: `recvmmsg`, `gro` or `io_uring` (after fallback; "
+   "the one asked for is in the configuration)"},
+  {"gso", flag, "",
+   "replies sent with UDP GSO now (false when switched off, when the kernel "
+   "has no GSO, or after it refused a send)"},
+  {"handler_start", text, "",
+   "where new handlers run first: `io_thread` or `workers` (design/net.md, "
+   "\"Where handlers start\")"},
+  {"reply_from_destination", flag, "",
+   "bound to a wildcard (0.0.0.0, [::]): each datagram's destination is read "
+   "(IP_PKTINFO / IPV6_PKTINFO) and its replies leave from it (guide.md, "
+   "\"Binding to a wildcard address\")"},
+  {"handlers_started_inline", counter, "",
+   "handlers whose first activation ran on an IO thread (0 with `workers`)"},
+  {"handlers_continued_on_workers", counter, "",
+   "... of those, the ones that did not finish there (they waited for a "
+   "message) and went on on CAF's workers"},
+  {"receive_buffer_bytes", gauge, "bytes",
+   "SO_RCVBUF of the first socket as the kernel reports it (twice what was "
+   "asked)"},
+  {"busy_poll_budget_us", gauge, "us",
+   "how long an idle loop polls now before sleeping: `busy_poll_us` while "
+   "traffic is steady, 0 when it is not (largest over the loops)"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_IO_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  {"kernel_drops", counter, "",
+   "datagrams the kernel dropped on this socket (SO_MEMINFO, read when the "
+   "stats are collected, so drops at the end of a burst show at once; no "
+   "control message per datagram). On the `gro` path the kernel counts a "
+   "dropped coalesced receive once: then these are receives of up to 64 "
+   "datagrams each"},
+  {"sources_limited_live", gauge, "",
+   "sources (address prefixes) limited now: refused since their last "
+   "admitted datagram and their bucket not yet full again; summed over the "
+   "receive threads, computed when the stats are read (0 without a limit)"},
+  {"recv_batch_avg", gauge, "", "`datagrams_in / recv_calls` since start"},
+  {"send_batch_avg", gauge, "", "`datagrams_out / send_calls` since start"},
+  {"replies_queued", counter, "",
+   "replies accepted, whichever way they came (inline plus through the "
+   "queue)"},
+  {"reply_queue_full", counter, "",
+   "replies from other threads dropped: reply queue full"},
+  {"reply_no_buffer", counter, "",
+   "copied replies dropped: no send buffer"},
+  {"reply_after_close", counter, "",
+   "replies dropped: endpoint already closed"},
+  {"wakeups", counter, "",
+   "eventfd writes by other threads to wake a sleeping IO loop"},
+  {"syscalls_per_datagram", gauge, "",
+   "`(recv_calls + send_calls + polls + spins + wakeups) / (datagrams_in + "
+   "datagrams_out)` since start (a spin is one empty receive call)"},
+  {"send_buffers", counter, "",
+   "standard send buffers the packers started (copied replies: "
+   "`ctx.reply(std::string_view)`; never split, a reply that does not fit "
+   "starts a fresh buffer)"},
+  {"bytes_packed", counter, "bytes", "bytes packed into those"},
+  {"send_buffer_fill_avg", gauge, "ratio 0..1",
+   "`bytes_packed / (send_buffers × standard slot size)`: how full a send "
+   "buffer was when the packer moved on (the buffer still being filled "
+   "counts as started, so a lightly loaded endpoint reads low)"},
+  {"gso_batch_avg", gauge, "",
+   "`gso_segments / gso_sends` since start: datagrams per GSO message"},
+};
+
+} // namespace
+
+const metric_section udp_endpoint_metrics{"net.udp", "/net/{endpoint}",
+                                          kUdpEndpointMetrics};
+
 } // namespace mayfly

@@ -219,6 +219,8 @@ public:
   void stop_receiving() noexcept override;
   void close() noexcept override;
   nlohmann::json stats() const override;
+  /// `udp_endpoint_metrics`.
+  std::vector<metric_section> stats_sections() const override;
 
 private:
   udp_endpoint(handler_type& type, endpoint_config cfg);
@@ -231,5 +233,10 @@ private:
   /// "cpu", "off", or "off: why" when steering was asked for and refused.
   std::string steering_;
 };
+
+/// What `udp_endpoint::stats()` renders under "/net/{endpoint}"
+/// (docs/stats.md, "net"); the IO loop's counters come from
+/// net/internal/io_counters.hpp.
+extern const metric_section udp_endpoint_metrics;
 
 } // namespace mayfly

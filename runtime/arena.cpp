@@ -222,4 +222,43 @@ void arena::reset() noexcept {
   start_block(first_);
 }
 
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kArenaPoolMetrics[] = {
+  {"block_size", config, "bytes", "bytes per block"},
+  {"capacity", config, "", "blocks in the pool"},
+  {"blocks_in_use", gauge, "",
+   "blocks leased now (first and overflow blocks)"},
+  {"blocks_peak", peak, "", "most blocks out at once (as `pools.*.peak`)"},
+  {"leases_out", gauge, "", "arenas alive"},
+  {"leases", counter, "", "arenas created"},
+  {"lease_failures", counter, "",
+   "arenas that found no first block (pool exhausted)"},
+  {"resets", counter, "",
+   "arena resets, including the final one when an arena ends"},
+  {"overflow_blocks", counter, "",
+   "extra pool blocks taken by arenas that outgrew their first"},
+  {"heap_blocks", counter, "",
+   "extra blocks taken from the heap because the pool was empty"},
+  {"oversize_allocs", counter, "",
+   "allocations larger than a block (a heap chunk each)"},
+  {"limit_failures", counter, "",
+   "allocations refused by `max_arena_bytes`"},
+  {"cleanups", counter, "",
+   "destructors run by resets (objects made with `make<T>`)"},
+  {"max_arena_bytes", config, "bytes", "most bytes one arena may hold"},
+  {"bytes_used", distribution, "bytes",
+   "bytes an arena had in use when reset, over all arenas since start: the "
+   "arena high-water mark"},
+};
+
+} // namespace
+
+const metric_section arena_pool_metrics{"arenas", "/arenas",
+                                        kArenaPoolMetrics};
+
 } // namespace mayfly

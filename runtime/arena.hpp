@@ -57,6 +57,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mayfly/runtime/metrics.hpp>
 #include <mayfly/runtime/counters.hpp>
 #include <mayfly/runtime/result.hpp>
 #include <mayfly/runtime/slot_pool.hpp>
@@ -359,5 +360,8 @@ private:
   uint32_t blocks_ = 0;
   uint32_t overflows_ = 0;
 };
+
+/// What `arena_pool::stats()` renders under "/arenas" (docs/stats.md).
+extern const metric_section arena_pool_metrics;
 
 } // namespace mayfly

@@ -332,4 +332,67 @@ int64_t dedicated_binaries::live_bytes() noexcept {
   return dedicated_counters().sum(dedicated_bytes);
 }
 
+// -- descriptions (runtime/metrics.hpp) ------------------------------------------
+
+namespace {
+
+using enum metric_kind;
+
+constexpr metric_info kPoolClassMetrics[] = {
+  {"slot_size", config, "bytes", "bytes per slot (rounded up to 64)"},
+  {"capacity", config, "", "slots in the pool"},
+  {"in_use", gauge, "", "slots held now (acquired minus released), exact"},
+  {"peak", peak, "",
+   "most slots out of the shared free list at once; slots parked in "
+   "per-thread caches count as out, so this can exceed the peak of `in_use` "
+   "by the cached slots"},
+  {"acquisitions", counter, "", "slots handed out"},
+  {"releases", counter, "", "slots returned"},
+  {"exhausted", counter, "", "acquisitions that found the pool empty"},
+  {"cross_thread_releases", counter, "",
+   "releases by a thread other than the acquiring one"},
+  {"refills", counter, "",
+   "per-thread cache refills from the shared list (one lock each)"},
+  {"thread_cache_limit", config, "",
+   "most slots one thread keeps cached (0: caching off)"},
+  {"region_bytes", config, "bytes", "size of the pool's mapping"},
+  {"pages", text, "",
+   "`hugetlb`, `thp` (transparent huge pages granted) or `none`"},
+  {"binaries.live", gauge, "",
+   "slots holding a live binary: something was frozen into them and is "
+   "still referenced (a census of the slot headers)"},
+  {"binaries.writable", gauge, "",
+   "slots held as writable buffers with nothing frozen yet (the receive "
+   "loop's ready batch, send buffers being filled): in use, but not "
+   "binaries, and in none of the other `binaries.*` figures"},
+  {"binaries.live_bytes", gauge, "bytes",
+   "bytes frozen into those binaries (datagram sizes)"},
+  {"binaries.pinned_bytes", gauge, "bytes",
+   "slot bytes those binaries keep alive (`live` × slot size)"},
+  {"binaries.refs.{refs}", gauge, "",
+   "live binaries by reference count; `<refs>` is `1`, `2`, `3-4`, `5-8` "
+   "or `9+`"},
+  {"binaries.oldest_age_ms", gauge, "ms",
+   "age of the oldest live binary, counted from its first freeze (for a "
+   "datagram: its receipt); 0: none"},
+  {"binaries.oldest_holder", identifier, "",
+   "holder tag of the oldest binary (`runtime::holder_tag`; 0: none "
+   "recorded); `binaries.oldest_holder` in the top-level section gives its "
+   "name"},
+};
+
+constexpr metric_info kDedicatedMetrics[] = {
+  {"allocations", counter, "", "dedicated binaries made"},
+  {"live", gauge, "", "dedicated binaries alive"},
+  {"live_bytes", gauge, "bytes", "their bytes"},
+};
+
+} // namespace
+
+const metric_section pool_class_metrics{"pools", "/pools/{pool}",
+                                        kPoolClassMetrics};
+const metric_section dedicated_pool_metrics{"pools.dedicated",
+                                            "/pools/{pool}",
+                                            kDedicatedMetrics};
+
 } // namespace mayfly

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mayfly/runtime/metrics.hpp>
 #include <mayfly/runtime/result.hpp>
 #include <mayfly/runtime/slice.hpp>
 #include <mayfly/runtime/slot_pool.hpp>
@@ -252,5 +253,10 @@ struct dedicated_binaries {
   static int64_t live() noexcept;
   static int64_t live_bytes() noexcept;
 };
+
+/// What `buffer_pools::stats()` renders (docs/stats.md, "pools"): each size
+/// class under "/pools/{pool}", and the pseudo-class `dedicated` there too.
+extern const metric_section pool_class_metrics;
+extern const metric_section dedicated_pool_metrics;
 
 } // namespace mayfly

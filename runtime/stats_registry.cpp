@@ -27,11 +27,13 @@ void stats_registry::registration::reset() noexcept {
     std::exchange(reg_, nullptr)->remove(id_);
 }
 
-stats_registry::registration stats_registry::add(std::string path,
-                                                  source fn) {
+stats_registry::registration
+stats_registry::add(std::string path, source fn,
+                    std::vector<metric_section> described) {
   std::lock_guard<std::mutex> guard{mtx_};
   auto id = next_id_++;
-  entries_.push_back(entry{id, std::move(path), std::move(fn)});
+  entries_.push_back(
+    entry{id, std::move(path), std::move(fn), std::move(described)});
   return registration{this, id};
 }
 
@@ -56,6 +58,33 @@ nlohmann::json stats_registry::collect() const {
       slot = std::move(value);
   }
   return doc;
+}
+
+namespace {
+
+constexpr metric_info kSchemaMetrics[] = {
+  {"schema", metric_kind::config, "",
+   "version of the document layout, bumped on any incompatible change"},
+};
+
+} // namespace
+
+const metric_section stats_registry::schema_metrics{"schema", "",
+                                                    kSchemaMetrics};
+
+std::vector<metric_section> stats_registry::descriptions() const {
+  std::vector<metric_section> out{schema_metrics};
+  std::lock_guard<std::mutex> guard{mtx_};
+  for (auto& e : entries_)
+    for (auto& d : e.described) {
+      bool seen = std::any_of(out.begin(), out.end(), [&](auto& o) {
+        return o.path == d.path && o.metrics.data() == d.metrics.data()
+               && o.metrics.size() == d.metrics.size();
+      });
+      if (!seen)
+        out.push_back(d);
+    }
+  return out;
 }
 
 } // namespace mayfly

@@ -8,6 +8,12 @@
 /// `collect()` calls every source and assembles one document with a top-level
 /// `schema` number (docs/stats.md), bumped on any incompatible change.
 ///
+/// Each source may bring the descriptions of its figures (runtime/metrics.hpp):
+/// `descriptions()` returns them for every source registered now, which is
+/// how /metrics finds TYPE, HELP and unit, and how tests find undescribed
+/// keys. Sources registered under the same section (every handler type)
+/// share one description.
+///
 /// Sources read sharded counters (runtime/counters.hpp) and scan pool
 /// headers; they never lock the datagram path. The registry's own mutex
 /// guards only the list of sources (registration is rare) and is held while
@@ -23,6 +29,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <mayfly/runtime/metrics.hpp>
+
 namespace mayfly {
 
 /// Collects statistics from registered sources. See file comment.
@@ -32,6 +40,9 @@ public:
   static constexpr int kSchema = 1;
 
   using source = std::function<nlohmann::json()>;
+
+  /// The description of `schema`, the one figure the registry adds.
+  static const metric_section schema_metrics;
 
   /// Unregisters its source when destroyed. Move-only.
   class registration {
@@ -58,11 +69,18 @@ public:
 
   /// Registers `fn` under `path` (a JSON pointer such as "/pools"). Several
   /// sources may share a path only if they render objects: their members
-  /// are merged.
-  [[nodiscard]] registration add(std::string path, source fn);
+  /// are merged. `described` are the sections describing what `fn`
+  /// renders; the metric lists they view must outlive the registration.
+  [[nodiscard]] registration add(std::string path, source fn,
+                                 std::vector<metric_section> described = {});
 
   /// Renders every source into one document: {"schema": kSchema, ...}.
   nlohmann::json collect() const;
+
+  /// The sections of every registered source, each once (by path and
+  /// list), plus the `schema` figure. Valid while those sources stay
+  /// registered. Allocates.
+  std::vector<metric_section> descriptions() const;
 
 private:
   void remove(uint64_t id) noexcept;
@@ -71,6 +89,7 @@ private:
     uint64_t id;
     std::string path;
     source fn;
+    std::vector<metric_section> described;
   };
 
   mutable std::mutex mtx_;

@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   // serve() returns, so the service outlives every handler.
   std::optional<mayfly::stats_registry::registration> dns_stats;
   auto setup = [&](mayfly::runtime& rt) -> mayfly::handler_type& {
-    dns_stats.emplace(rt.stats().add("/dns", [&] { return svc.to_json(); }));
+    dns_stats.emplace(rt.stats().add("/dns", [&] { return svc.to_json(); },
+                                     {dns::dns_metrics}));
     return rt.add_handler("dns", svc.make_handler());
   };
   opts.reload = [&svc] { on_reload(svc); }; // SIGHUP

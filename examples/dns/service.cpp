@@ -191,4 +191,33 @@ nlohmann::json service::to_json() const {
   return j;
 }
 
+namespace {
+
+using mayfly::metric_info;
+using enum mayfly::metric_kind;
+
+constexpr metric_info kDnsMetrics[] = {
+  {"queries", counter, "", "datagrams handled"},
+  {"replies", counter, "", "replies handed to the endpoint"},
+  {"reply_failures", counter, "",
+   "replies the endpoint refused (queue full, ...)"},
+  {"truncated", counter, "", "replies with TC set"},
+  {"dropped_short", counter, "", "datagrams shorter than a header: no reply"},
+  {"dropped_qr", counter, "", "responses (QR=1) received: no reply"},
+  {"no_memory", counter, "", "the handler's arena refused: no reply"},
+  {"rcodes.{rcode}", counter, "", "replies by response code"},
+  {"zone.apex", text, "", "the zone's apex"},
+  {"zone.serial", gauge, "", "the SOA serial of the zone served now"},
+  {"zone.records", gauge, "", "records in the zone served now"},
+  {"zone.file", text, "", "the zone file"},
+  {"zone.reloads", counter, "", "zone reloads that swapped the zone"},
+  {"zone.reload_failures", counter, "",
+   "reloads that kept the old zone"},
+  {"zone.last_reload_error", text, "", "why the last reload failed, or \"\""},
+};
+
+} // namespace
+
+const mayfly::metric_section dns_metrics{"dns", "/dns", kDnsMetrics};
+
 } // namespace dns

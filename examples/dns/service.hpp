@@ -43,6 +43,7 @@
 #include <mutex>
 #include <string>
 
+#include <mayfly/runtime/metrics.hpp>
 #include <nlohmann/json.hpp>
 
 #include "examples/dns/responder.hpp"
@@ -160,5 +161,10 @@ private:
 
 /// The SOA serial of `z` (0 for an empty zone).
 uint32_t serial_of(const zone& z) noexcept;
+
+/// What `service::to_json()` renders under "/dns" (mayfly's statistics):
+/// register it with the source, `rt.stats().add("/dns", ..., {dns_metrics})`,
+/// so that /metrics types and explains every figure.
+extern const mayfly::metric_section dns_metrics;
 
 } // namespace dns

@@ -174,6 +174,61 @@ struct shared_state {
   }
 };
 
+// What shared_state::stats() renders under "/tally" (registered with it, so
+// that /metrics types and explains every figure). Which keys appear depends
+// on the role: "basp" and "tls" when distributed, "remote" on an ingest
+// node, the local aggregation figures otherwise.
+constexpr mayfly::metric_info kTallyMetrics[] = {
+  {"errors", mayfly::metric_kind::counter, "", "malformed lines and queries"},
+  {"lines_forwarded", mayfly::metric_kind::counter, "",
+   "lines sent to an aggregator (local or remote)"},
+  {"lines_unrouted", mayfly::metric_kind::counter, "",
+   "lines dropped: no aggregator to send them to"},
+  {"queries_failed", mayfly::metric_kind::counter, "",
+   "queries with no aggregator reachable, or it did not answer"},
+  {"basp.headers_checked", mayfly::metric_kind::counter, "",
+   "BASP headers this process received and checked (basp_guard.hpp)"},
+  {"basp.headers_rejected", mayfly::metric_kind::counter, "",
+   "... of those, rejected"},
+  {"tls.handshakes_completed", mayfly::metric_kind::counter, "",
+   "TLS handshakes completed, both directions (tls_watch.hpp)"},
+  {"tls.handshakes_failed", mayfly::metric_kind::counter, "",
+   "... handshakes that failed"},
+  {"remote.connected", mayfly::metric_kind::flag, "",
+   "an aggregator node is connected"},
+  {"remote.connection", mayfly::metric_kind::gauge, "",
+   "number of the current connection (1 for the first)"},
+  {"remote.aggregators", mayfly::metric_kind::gauge, "",
+   "aggregators of the connected node"},
+  {"remote.lines_forwarded_this_connection", mayfly::metric_kind::counter,
+   "", "lines forwarded over the current connection"},
+  {"remote.connects", mayfly::metric_kind::counter, "",
+   "connections to the aggregator node made"},
+  {"remote.disconnects", mayfly::metric_kind::counter, "",
+   "connections to the aggregator node lost"},
+  {"remote.connect_failures", mayfly::metric_kind::counter, "",
+   "connection attempts that failed"},
+  {"lines_applied", mayfly::metric_kind::counter, "",
+   "lines the aggregators applied"},
+  {"lines_refused.key_limit", mayfly::metric_kind::counter, "",
+   "lines refused: the aggregator's key limit was reached"},
+  {"max_keys_per_aggregator", mayfly::metric_kind::config, "",
+   "most keys one aggregator keeps"},
+  {"lines_lost_with_state", mayfly::metric_kind::counter, "",
+   "lines of aggregators that died (their state was lost)"},
+  {"aggregators.children", mayfly::metric_kind::gauge, "",
+   "aggregators alive now"},
+  {"aggregators.deaths", mayfly::metric_kind::counter, "",
+   "aggregators that died"},
+  {"aggregators.restarts", mayfly::metric_kind::counter, "",
+   "aggregators restarted by the supervisor"},
+  {"aggregators.gave_up", mayfly::metric_kind::flag, "",
+   "the supervisor gave up (restart intensity exceeded)"},
+};
+
+constexpr mayfly::metric_section kTallySection{"tally", "/tally",
+                                               kTallyMetrics};
+
 // -- aggregator ---------------------------------------------------------------------
 
 // --8<-- [start:aggregator]
@@ -778,7 +833,8 @@ int main(int argc, char** argv) {
       }
     }
     tally_stats
-      = rt.stats().add("/tally", [shared] { return shared->stats(); });
+      = rt.stats().add("/tally", [shared] { return shared->stats(); },
+                       {kTallySection});
     auto& h = rt.add_handler("tally", [shared](mayfly::handler_context& ctx,
                                                const mayfly::datagram& d) {
       std::string_view name;

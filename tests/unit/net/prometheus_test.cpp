@@ -76,7 +76,8 @@ exposition parse_exposition(const std::string& text) {
         words >> type;
         if (out.types.count(name) > 0)
           fail("second TYPE", line);
-        if (type != "counter" && type != "gauge" && type != "histogram")
+        if (type != "counter" && type != "gauge" && type != "histogram"
+            && type != "untyped")
           fail("unexpected type", line);
         bool total = name.size() > 6
                      && name.compare(name.size() - 6, 6, "_total") == 0;
@@ -185,6 +186,12 @@ using mayfly::test::parse_exposition;
 bool has_line(const std::string& text, const std::string& line) {
   return text.find("\n" + line + "\n") != std::string::npos
          || text.compare(0, line.size() + 1, line + "\n") == 0;
+}
+
+/// The descriptions of the built-in components (net/prometheus.hpp).
+std::string to_prometheus(const json& doc) {
+  static const auto builtin = builtin_metric_sections();
+  return mayfly::to_prometheus(doc, builtin);
 }
 
 std::string type_of(const std::string& text, const std::string& family) {
@@ -318,7 +325,7 @@ TEST(StatsPrometheus, UnitsBooleansAndStrings) {
   EXPECT_EQ(text.find("oldest_holder"), std::string::npos); // an identifier
 }
 
-TEST(StatsPrometheus, CounterOrGaugeByName) {
+TEST(StatsPrometheus, KindsComeFromTheDescriptions) {
   json doc = {{"arenas",
                {{"capacity", 1},
                 {"blocks_in_use", 1},
@@ -381,17 +388,69 @@ TEST(StatsPrometheus, LabelValuesAreEscaped) {
 }
 
 TEST(StatsPrometheus, NamesAreSanitized) {
-  json doc = {{"odd section", {{"a.b-c", 1}}}};
-  auto text = to_prometheus(doc);
+  constexpr metric_info odd[] = {{"a.b-c", metric_kind::counter, "", "odd"}};
+  const metric_section sections[] = {{"odd", "/odd section", odd}};
+  json doc = {{"odd section", {{"a", {{"b-c", 1}}}}}};
+  auto text = mayfly::to_prometheus(doc, sections);
   EXPECT_EQ(parse_exposition(text).error, "") << text;
   EXPECT_TRUE(has_line(text, "mayfly_odd_section_a_b_c_total 1")) << text;
+}
+
+TEST(StatsPrometheus, UndescribedFiguresAreUntypedAndCounted) {
+  json doc = {{"schema", 1},
+              {"mystery", {{"figure", 7}, {"name", "x"}}},
+              {"handlers", {{"echo", {{"spawned", 1}, {"new_thing", 2}}}}}};
+  auto text = to_prometheus(doc);
+  auto p = parse_exposition(text);
+  EXPECT_EQ(p.error, "") << text;
+  EXPECT_EQ(p.types["mayfly_mystery_figure"], "untyped") << text;
+  EXPECT_TRUE(has_line(text, "mayfly_mystery_figure 7"));
+  EXPECT_TRUE(has_line(text, "mayfly_handlers_echo_new_thing 2"));
+  EXPECT_TRUE(has_line(text, "# HELP mayfly_mystery_figure undescribed "
+                             "statistic /mystery/figure"));
+  EXPECT_EQ(text.find("name=\"x\""), std::string::npos); // strings left out
+  EXPECT_TRUE(has_line(text, "# mayfly: 3 figures without a description "
+                             "(untyped)"))
+    << text;
+  EXPECT_EQ(p.types["mayfly_handlers_spawned_total"], "counter");
+}
+
+TEST(StatsPrometheus, HelpAndUnitComeFromTheDescriptions) {
+  constexpr metric_info mine[] = {
+    {"lines", metric_kind::counter, "lines", "syslog lines received"},
+    {"backlog_ms", metric_kind::gauge, "ms", "oldest line waiting"},
+    {"rates.{source}", metric_kind::gauge, "", "lines per second by source"},
+  };
+  const metric_section sections[] = {{"mine", "/svc", mine}};
+  json doc = {{"svc",
+               {{"lines", 5},
+                {"backlog_ms", 250},
+                {"rates", {{"kernel", 3}, {"auth", 1}}}}}};
+  auto text = mayfly::to_prometheus(doc, sections);
+  auto p = parse_exposition(text);
+  EXPECT_EQ(p.error, "") << text;
+  EXPECT_TRUE(has_line(text, "# HELP mayfly_svc_lines_total syslog lines "
+                             "received [lines] (/svc/lines)"))
+    << text;
+  EXPECT_TRUE(has_line(text, "mayfly_svc_lines_total 5"));
+  EXPECT_TRUE(has_line(text, "mayfly_svc_backlog_seconds 0.25"));
+  EXPECT_TRUE(has_line(text, "# HELP mayfly_svc_backlog_seconds oldest line "
+                             "waiting (/svc/backlog_ms)"));
+  EXPECT_TRUE(has_line(text, "mayfly_svc_rates{source=\"kernel\"} 3"));
+  EXPECT_EQ(p.types["mayfly_svc_rates"], "gauge");
+  EXPECT_EQ(text.find("without a description"), std::string::npos);
 }
 
 TEST(StatsPrometheus, ClashesAreSkippedNotDuplicated) {
   // "a-b" and "a_b" sanitize to the same name; "x" (a counter, x_total) and
   // "x_total" (also a counter) to the same series.
+  constexpr metric_info s[] = {{"a-b", metric_kind::counter, "", "1"},
+                               {"a_b", metric_kind::counter, "", "2"},
+                               {"x", metric_kind::counter, "", "3"},
+                               {"x_total", metric_kind::counter, "", "4"}};
+  const metric_section sections[] = {{"s", "/s", s}};
   json doc = {{"s", {{"a-b", 1}, {"a_b", 2}, {"x", 3}, {"x_total", 4}}}};
-  auto text = to_prometheus(doc);
+  auto text = mayfly::to_prometheus(doc, sections);
   auto p = parse_exposition(text);
   EXPECT_EQ(p.error, "") << text;
   EXPECT_EQ(p.series.size(), 2u) << text;
@@ -413,9 +472,9 @@ TEST(StatsPrometheus, OddInputNeverThrows) {
   auto text = to_prometheus(doc);
   auto p = parse_exposition(text);
   EXPECT_EQ(p.error, "") << text;
-  EXPECT_TRUE(has_line(text, "mayfly_c_d_e_f_total 1")) << text;
-  EXPECT_TRUE(has_line(text, "mayfly_h_total -5"));
-  EXPECT_TRUE(has_line(text, "mayfly_i_total 18446744073709551615"));
+  EXPECT_TRUE(has_line(text, "mayfly_c_d_e_f 1")) << text; // undescribed
+  EXPECT_TRUE(has_line(text, "mayfly_h -5"));
+  EXPECT_TRUE(has_line(text, "mayfly_i 18446744073709551615"));
   EXPECT_EQ(text.find("mayfly_a"), std::string::npos);
 }
 
@@ -442,8 +501,10 @@ TEST(StatsPrometheus, RealDocumentHasTheDocumentedFamilies) {
   auto ep = udp_endpoint::open(**rt, h, ec);
   ASSERT_TRUE(ep) << ep.error().message();
   (*rt)->start();
-  auto text = to_prometheus((*rt)->collect_stats());
+  auto text = mayfly::to_prometheus((*rt)->collect_stats(),
+                                    (*rt)->stats().descriptions());
   (*rt)->stop();
+  EXPECT_EQ(text.find("without a description"), std::string::npos) << text;
   auto p = parse_exposition(text);
   EXPECT_EQ(p.error, "") << text;
   std::map<std::string, std::string> expected{

@@ -27,6 +27,7 @@
 
 #include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
+#include <mayfly/net/prometheus.hpp>
 #include <mayfly/net/stats_page.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 #include "exposition.hpp"
@@ -381,6 +382,64 @@ TEST_F(StatsEndpoint, MetricsParseAsPrometheusText) {
   EXPECT_EQ(p.series.count("mayfly_net_responses_total{endpoint=\""
                            + stats->name() + "\",code=\"200\"}"),
             1u);
+}
+
+// Every figure of a real service (runtime, echo handler, UDP endpoint,
+// this stats endpoint, user statistics) after traffic has a description:
+// /metrics has no untyped family and every family its HELP and TYPE, and
+// the /stats document, typed by the runtime's descriptions, leaves nothing
+// undescribed (numbers or strings).
+TEST_F(StatsEndpoint, EveryFigureIsDescribed) {
+  auto lines = rt->counter("lines", "lines received", "lines");
+  ASSERT_TRUE(lines) << lines.error().message();
+  auto depth = rt->gauge("queue_depth", "lines waiting");
+  ASSERT_TRUE(depth) << depth.error().message();
+  lines->add(3);
+  depth->add(2);
+  echo(5);
+  ASSERT_EQ(get("/nowhere").status, 404); // a second status code
+  auto r = get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  auto p = test::parse_exposition(r.body);
+  EXPECT_EQ(p.error, "") << r.body;
+  for (auto& [name, type] : p.types) {
+    EXPECT_NE(type, "untyped") << name;
+    EXPECT_NE(r.body.find("# HELP " + name + " "), std::string::npos) << name;
+  }
+  EXPECT_EQ(r.body.find("without a description"), std::string::npos)
+    << r.body;
+  auto doc = stats_json();
+  ASSERT_TRUE(doc.is_object());
+  auto described = rt->stats().descriptions();
+  auto text = to_prometheus(doc, described);
+  EXPECT_EQ(text.find("without a description"), std::string::npos) << text;
+  EXPECT_EQ(text.find("untyped"), std::string::npos) << text;
+}
+
+TEST_F(StatsEndpoint, UserStatisticsAppearInStatsAndMetrics) {
+  auto lines = rt->counter("lines", "syslog lines received", "lines");
+  ASSERT_TRUE(lines) << lines.error().message();
+  auto depth = rt->gauge("queue_depth", "lines waiting to be written");
+  ASSERT_TRUE(depth) << depth.error().message();
+  lines->add();
+  lines->add(2);
+  depth->add(5);
+  depth->sub(1);
+  auto doc = stats_json();
+  EXPECT_EQ(doc["counters"]["lines"], 3);
+  EXPECT_EQ(doc["gauges"]["queue_depth"], 4);
+  auto r = get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  auto p = test::parse_exposition(r.body);
+  EXPECT_EQ(p.error, "") << r.body;
+  EXPECT_EQ(p.types["mayfly_counters_lines_total"], "counter");
+  EXPECT_EQ(p.series["mayfly_counters_lines_total"], 3);
+  EXPECT_EQ(p.types["mayfly_gauges_queue_depth"], "gauge");
+  EXPECT_EQ(p.series["mayfly_gauges_queue_depth"], 4);
+  EXPECT_NE(r.body.find("# HELP mayfly_counters_lines_total syslog lines "
+                        "received [lines]"),
+            std::string::npos)
+    << r.body;
 }
 
 TEST_F(StatsEndpoint, PageIsSelfContained) {

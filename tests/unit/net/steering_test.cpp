@@ -119,7 +119,7 @@ TEST_F(SteeringTest, EachDatagramIsReadByTheThreadOfTheCpuThatSentIt) {
 TEST_F(SteeringTest, ThreadsAppearInTheMetricsWithAThreadLabel) {
   start(two_steered_threads());
   echo_from_cpu(detail::allowed_cpus().front(), 3);
-  auto text = to_prometheus(rt->collect_stats());
+  auto text = to_prometheus(rt->collect_stats(), rt->stats().descriptions());
   EXPECT_NE(text.find("mayfly_net_threads_datagrams_in_total{endpoint=\""
                       + endpoint->name() + "\",thread=\"0\"}"),
             std::string::npos)
