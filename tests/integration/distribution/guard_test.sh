@@ -219,8 +219,10 @@ case $case in
     "$peer" tls "$tcp" "$certs/other/rogue.pem" "$certs/other/rogue.key" \
       >>"$out/peer.log" 2>&1 \
       || fail "a TLS client with another CA's certificate got BASP bytes"
-    # Both refused peers counted as failed handshakes, none completed.
-    until_stat "$agg_stats" '.tally.tls.handshakes_failed == 2'
+    # Refused peers end as failed handshakes, none completed. (At least
+    # one: a client that hangs up right after its last flight may be gone
+    # before CAF reads it, and then OpenSSL is not called again.)
+    until_stat "$agg_stats" '.tally.tls.handshakes_failed >= 1'
     [[ $(stat "$agg_stats" .tally.tls.handshakes_completed) == 0 ]] \
       || fail "a handshake without a valid certificate completed"
     # shellcheck disable=SC2046
