@@ -22,49 +22,21 @@ constexpr size_t kGroBatch = 8;
 // Room for the UDP_GRO control message (an int) with slack.
 constexpr size_t kControlBytes = 64;
 
-class gro_receiver final : public receiver {
+class gro_receiver final : public recvmmsg_receiver<gro_receiver> {
 public:
   gro_receiver(const receiver_env& env, size_t batch)
-    : env_(env),
-      c_(*env.counters),
-      jumbo_(env.pools->jumbo()),
-      slot_size_(env.pools->standard().slot_size()),
-      batch_(batch, kControlBytes + (env.pktinfo ? kPktinfoReceiveSpace : 0),
-             env.local),
-      slots_(batch) {
+    : recvmmsg_receiver(env, *env.pools->jumbo(), batch,
+                        kControlBytes
+                          + (env.pktinfo ? kPktinfoReceiveSpace : 0)) {
   }
 
   receive_path kind() const noexcept override {
     return receive_path::gro;
   }
 
-  int wait_fd() const noexcept override {
-    return env_.fd;
-  }
-
-  recv_status receive(admission& to) noexcept override {
-    recv_status status;
-    size_t n = batch_.read(*env_.calls, env_.fd, *jumbo_, slots_, nullptr, 0,
-                           c_, status);
-    auto now = n > 0 ? steady_now_ns() : 0;
-    for (size_t i = 0; i < n; ++i)
-      deliver(i, to, now);
-    return status;
-  }
-
-  void release_idle() noexcept override {
-    for (auto& s : slots_)
-      s = mutable_buffer{};
-  }
-
-  int64_t discard_queued() noexcept override {
-    release_idle();
-    return drain_and_count(env_.fd);
-  }
-
-private:
-  void deliver(size_t i, admission& to, int64_t now) noexcept {
-    auto meta = batch_.meta(i);
+  /// Message i of the last read: one datagram or several coalesced ones.
+  void deliver(size_t i, const recv_meta& meta, admission& to,
+               int64_t now) noexcept {
     if (meta.truncated) {
       // Larger than a jumbo slot (only when jumbo slots are < 64 KiB): the
       // whole receive is dropped, counted once. The slot stays.
@@ -78,13 +50,10 @@ private:
       c_.bump(control_truncated);
       return;
     }
-    datagram d;
-    d.peer = meta.peer;
-    d.local = meta.local;
-    d.received_ns = now;
+    datagram d = addressed(meta, now);
     // Without its destination address each datagram is still answered,
     // from the kernel's default source: counted per datagram below.
-    const bool no_local = env_.pktinfo && !meta.local_known;
+    const bool no_local = lacks_local(meta);
     size_t segment = meta.segment;
     if (segment == 0 || segment >= len) {
       // One datagram. A small one is copied into a standard slot (at most a
@@ -94,7 +63,7 @@ private:
       c_.bump(bytes_in, static_cast<int64_t>(len));
       if (no_local)
         c_.bump(pktinfo_missing);
-      if (len <= slot_size_) {
+      if (len <= standard_slot_) {
         auto small = env_.pools->standard().try_acquire();
         if (small) {
           if (len > 0)
@@ -120,21 +89,11 @@ private:
       c_.bump(pktinfo_missing, static_cast<int64_t>(count));
     slice whole = std::move(slots_[i]).freeze(len);
     for (size_t off = 0; off < len; off += segment) {
-      datagram part;
+      datagram part = addressed(meta, now);
       part.payload = whole.sub(off, std::min(len, off + segment));
-      part.peer = d.peer;
-      part.local = d.local;
-      part.received_ns = now;
       to.admit(part);
     }
   }
-
-  receiver_env env_;
-  io_counters& c_;
-  buffer_pool* jumbo_;
-  size_t slot_size_;
-  recv_batch batch_;
-  std::vector<mutable_buffer> slots_;
 };
 
 } // namespace

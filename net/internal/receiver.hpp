@@ -19,6 +19,11 @@
 // - `uring_receiver` (uring_receiver.cpp): a multishot recvmsg on io_uring
 //   whose provided-buffer ring lends standard slots to the kernel.
 //
+// The two recvmmsg paths share everything but what they make of one
+// received message: `recvmmsg_receiver` (recv_batch.hpp) reads the batch,
+// gives its slots back when idle and counts what is left at close; each
+// path supplies its `deliver`.
+//
 // Ownership: a receiver owns the slots it has taken from the pools and not
 // yet handed on; destroying it gives them back. Thread-safety: none; the
 // loop's IO thread makes it (`make_receiver`, so that io_uring work runs on

@@ -1,8 +1,11 @@
 #pragma once
 
-// `recv_batch`: the recvmmsg platform layer of the mmsg and GRO receive
-// paths (not installed).
+// The recvmmsg layer of the mmsg and GRO receive paths (not installed):
+// `recv_batch`, the system call and its arrays, and `recvmmsg_receiver`,
+// the part of a receive path both paths share. See receiver.hpp for the
+// family and docs/design/net.md, "Receive path", for a datagram's way.
 //
+// `recv_batch`:
 // Owns the `mmsghdr`, `iovec`, name and control arrays of one batch; the
 // caller points each message at its buffers (`set`), `read` makes one
 // recvmmsg through the loop's `socket_calls`, and `meta(i)` says what the
@@ -18,8 +21,10 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
+#include <mayfly/actors/datagram.hpp>
 #include <mayfly/net/internal/receiver.hpp>
 #include <mayfly/net/internal/socket_calls.hpp>
 #include <mayfly/runtime/buffer_pool.hpp>
@@ -63,6 +68,86 @@ private:
   std::vector<iovec> iovs_;
   std::vector<udp_address> names_;
   std::vector<char> controls_;
+};
+
+/// A receive path over one `recv_batch`: the slots of the batch, the pool
+/// they come from, and what `receiver` asks of every recvmmsg path
+/// (`receive`, `release_idle`, `discard_queued`, `wait_fd`). `Path` (CRTP,
+/// so the per-datagram call is direct) keeps only what differs: its `kind`
+/// and `void deliver(size_t i, const recv_meta& meta, admission& to,
+/// int64_t now) noexcept`, which turns message i of the last read into
+/// datagrams and admits them (or counts why not); message i's buffer is
+/// `slots_[i]`, left in place for the next read unless `deliver` takes it.
+///
+/// Ownership: the slots of the batch (given back when idle, at close and on
+/// destruction); a spill area, if any, belongs to `Path` (`spill_` only
+/// points at it). Thread-safety: none (the IO thread). Cost per `receive`:
+/// one recvmmsg and, when something was read, one clock read; per message:
+/// `meta` and `deliver`, no allocation.
+template <class Path>
+class recvmmsg_receiver : public receiver {
+public:
+  int wait_fd() const noexcept final {
+    return env_.fd;
+  }
+
+  recv_status receive(admission& to) noexcept final {
+    recv_status status;
+    size_t n = batch_.read(*env_.calls, env_.fd, pool_, slots_, spill_,
+                           spill_size_, c_, status);
+    auto now = n > 0 ? steady_now_ns() : 0;
+    for (size_t i = 0; i < n; ++i)
+      static_cast<Path*>(this)->deliver(i, batch_.meta(i), to, now);
+    return status;
+  }
+
+  void release_idle() noexcept final {
+    for (auto& s : slots_)
+      s = mutable_buffer{};
+  }
+
+  int64_t discard_queued() noexcept final {
+    release_idle();
+    return drain_and_count(env_.fd);
+  }
+
+protected:
+  /// `batch` messages read into slots of `pool`, `control` bytes of
+  /// control area each (0: none).
+  recvmmsg_receiver(const receiver_env& env, buffer_pool& pool, size_t batch,
+                    size_t control)
+    : env_(env),
+      c_(*env.counters),
+      pool_(pool),
+      standard_slot_(env.pools->standard().slot_size()),
+      batch_(batch, control, env.local),
+      slots_(batch) {
+  }
+
+  /// A datagram of `meta`'s peer and local address, read at `now`; the
+  /// caller sets its payload.
+  static datagram addressed(const recv_meta& meta, int64_t now) noexcept {
+    datagram d;
+    d.peer = meta.peer;
+    d.local = meta.local;
+    d.received_ns = now;
+    return d;
+  }
+
+  /// The socket asked for each datagram's destination and this message
+  /// came without it (counted by the caller in `pktinfo_missing`).
+  bool lacks_local(const recv_meta& meta) const noexcept {
+    return env_.pktinfo && !meta.local_known;
+  }
+
+  receiver_env env_;
+  io_counters& c_;
+  buffer_pool& pool_;           ///< where the batch's slots come from
+  const size_t standard_slot_;  ///< bytes of a standard pool slot
+  std::byte* spill_ = nullptr;  ///< `Path`'s spill area (batch × spill_size_)
+  size_t spill_size_ = 0;
+  recv_batch batch_;
+  std::vector<mutable_buffer> slots_;
 };
 
 } // namespace mayfly::detail
