@@ -1,5 +1,7 @@
 #include "examples/tally/basp_guard.hpp"
 
+#include "examples/tally/log_throttle.hpp"
+
 #include <caf/io/basp/header.hpp>
 #include <caf/io/basp/message_type.hpp>
 
@@ -9,7 +11,7 @@
 namespace {
 
 std::atomic<uint64_t> checked{0};
-std::atomic<uint64_t> rejected{0};
+tally::throttled_count rejected; // each logged: log_throttle.hpp
 
 // The rules, from BASP's description of each operation: what must be zero
 // and what must be set. Unlike CAF 0.17.6, both handshakes must carry the
@@ -49,7 +51,7 @@ uint64_t basp_headers_checked() {
 }
 
 uint64_t basp_headers_rejected() {
-  return rejected.load(std::memory_order_relaxed);
+  return rejected.total();
 }
 
 } // namespace tally
@@ -60,10 +62,7 @@ bool caf::io::basp::valid(const header& hdr) {
   checked.fetch_add(1, std::memory_order_relaxed);
   if (acceptable(hdr))
     return true;
-  auto n = rejected.fetch_add(1, std::memory_order_relaxed) + 1;
-  // One line for the first and then every 1,000th: a flood must not turn
-  // into a flood of log lines.
-  if (n == 1 || n % 1000 == 0)
+  if (auto n = rejected.record(); n != 0)
     std::fprintf(stderr,
                  "mayfly-tally: rejected a malformed BASP header (operation "
                  "%u, payload %u bytes): connection closed; %llu so far\n",

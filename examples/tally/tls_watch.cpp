@@ -1,5 +1,7 @@
 #include "examples/tally/tls_watch.hpp"
 
+#include "examples/tally/log_throttle.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -12,7 +14,7 @@
 namespace {
 
 std::atomic<uint64_t> completed{0};
-std::atomic<uint64_t> failed{0};
+tally::throttled_count failed; // each logged: log_throttle.hpp
 
 using handshake_fn = int (*)(SSL*);
 
@@ -39,11 +41,8 @@ int count(SSL* ssl, int ret, const char* role) {
   auto err = SSL_get_error(ssl, ret);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
     return ret; // not finished: CAF calls again when the bytes come
-  auto n = failed.fetch_add(1, std::memory_order_relaxed) + 1;
-  // One line for the first and then every 1,000th: a flood of bad peers
-  // must not become a flood of log lines. Peeking leaves OpenSSL's error
-  // queue to CAF, which clears it.
-  if (n == 1 || n % 1000 == 0) {
+  // Peeking leaves OpenSSL's error queue to CAF, which clears it.
+  if (auto n = failed.record(); n != 0) {
     const char* why = ERR_reason_error_string(ERR_peek_error());
     if (why == nullptr)
       why = err == SSL_ERROR_SYSCALL || err == SSL_ERROR_ZERO_RETURN
@@ -66,7 +65,7 @@ uint64_t tls_handshakes_completed() {
 }
 
 uint64_t tls_handshakes_failed() {
-  return failed.load(std::memory_order_relaxed);
+  return failed.total();
 }
 
 } // namespace tally
