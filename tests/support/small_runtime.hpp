@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -58,6 +59,15 @@ bool eventually(Predicate done) {
   for (int i = 0; i < 5000 && !done(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return done();
+}
+
+/// Adds the handler type `name` to `rt`: each datagram is answered with
+/// itself (the reply is a slice of the request: no copy).
+inline handler_type& add_echo_handler(runtime& rt,
+                                      const std::string& name = "echo") {
+  return rt.add_handler(name, [](handler_context& ctx, const datagram& d) {
+    ctx.reply(d.payload);
+  });
 }
 
 /// Stops `rt` (if any), expects all balances at zero, destroys it, and

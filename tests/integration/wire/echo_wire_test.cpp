@@ -40,10 +40,7 @@ protected:
       // Whatever the test did: nothing outstanding once the traffic stops.
       auto s = wait_quiet(proc_->stats());
       EXPECT_TRUE(quiet(s)) << s.dump();
-      EXPECT_EQ(proc_->terminate(), 0) << proc_->stderr_text();
-      EXPECT_NE(proc_->stderr_text().find("balance after stop: all zero"),
-                std::string::npos)
-        << proc_->stderr_text();
+      expect_clean_stop(*proc_);
     }
     proc_.reset();
     std::remove(config_.c_str());

@@ -1,8 +1,9 @@
 #pragma once
 
 // Helpers for the wire tests (tests/integration/wire/): an example program
-// run as a subprocess on ephemeral loopback ports, a one-shot HTTP GET of
-// its /stats, a connected UDP client, and waiting for the stats to settle.
+// run as a subprocess on ephemeral loopback ports, its /stats (over
+// tests/support/net_clients.hpp's HTTP GET), a connected UDP client, and
+// waiting for the stats to settle.
 // Test code: the heap is fine here. Every wait is bounded in time.
 
 #include <fcntl.h>
@@ -26,7 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include <mayfly/actors/address.hpp>
-#include "tests/unit/net/udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace wire {
 
@@ -54,42 +55,7 @@ inline std::string write_config(const std::string& tag, size_t jumbo_slot,
   return path;
 }
 
-/// GET `target` from the HTTP endpoint at `at`; the body, or nothing when
-/// the request failed or did not finish within 5 s.
-inline std::optional<std::string> http_get(const mayfly::udp_address& at,
-                                           const std::string& target) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return std::nullopt;
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, at.sockaddr_ptr(), at.size()) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                    "Connection: close\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL)
-      != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string resp;
-  char buf[16384];
-  auto deadline = steady::now() + 5s;
-  while (steady::now() < deadline) {
-    auto n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0)
-      break;
-    resp.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  auto head_end = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.1 200", 0) != 0 || head_end == std::string::npos)
-    return std::nullopt;
-  return resp.substr(head_end + 4);
-}
+using mayfly::test::http_get;
 
 /// The /stats document, or a discarded json when it could not be read.
 inline json get_stats(const mayfly::udp_address& at) {
@@ -319,6 +285,15 @@ private:
   std::optional<mayfly::udp_address> udp_;
   std::optional<mayfly::udp_address> stats_;
 };
+
+/// The end of a wire test's program: SIGTERM, then a graceful exit (0)
+/// that logged a zero balance.
+inline void expect_clean_stop(subprocess& proc) {
+  EXPECT_EQ(proc.terminate(), 0) << proc.stderr_text();
+  EXPECT_NE(proc.stderr_text().find("balance after stop: all zero"),
+            std::string::npos)
+    << proc.stderr_text();
+}
 
 /// Random bytes of length `n` from a fixed seed (repeatable).
 inline std::string random_bytes(size_t n, uint32_t seed) {

@@ -111,10 +111,7 @@ TEST_F(HandlerTest, ReturningHandlerReleasesArenaAndDatagram) {
 }
 
 TEST_F(HandlerTest, ZeroCopyReplyKeepsRequestBinaryUntilSent) {
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   ASSERT_EQ(dispatch(h, "ping"), dispatch_status::spawned);
   sched().run();
   EXPECT_EQ(h.in_flight(), 0);
@@ -441,10 +438,7 @@ TEST_F(HandlerTest, ExceptionInResponseHandlerIsAFailure) {
 }
 
 TEST_F(HandlerTest, StatsDocumentHasHandlerSection) {
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   ASSERT_EQ(dispatch(h, "a"), dispatch_status::spawned);
   sched().run();
   sink.take();

@@ -235,10 +235,7 @@ TEST_F(InlineRunner, AllocatesOnlyTheActorPerHandler) {
   if (!test::counting_enabled())
     GTEST_SKIP() << "allocation counting is off under ASan/TSan; the "
                     "release preset runs this test";
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   rt->start();
   inline_runner runner{*rt};
   test::counting_sink replies;

@@ -15,7 +15,7 @@
 
 #include "dns_test_util.hpp"
 #include "tests/support/small_runtime.hpp"
-#include "tests/unit/net/udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 

@@ -22,7 +22,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 
@@ -142,10 +142,7 @@ TEST_F(HandlerOptions, TheTypesStartOverridesTheEndpoints) {
 
 TEST_F(HandlerOptions, TheEndpointsStartAppliesWhenTheTypeSetsNone) {
   make();
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   endpoint_config ec;
   ec.handler_start = handler_start::workers;
   open(h, ec);

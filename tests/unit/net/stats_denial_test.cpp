@@ -31,6 +31,7 @@
 #include <vector>
 
 #include <mayfly/actors/runtime.hpp>
+#include "tests/support/net_clients.hpp"
 #include "tests/support/small_runtime.hpp"
 
 namespace {
@@ -38,75 +39,14 @@ namespace {
 using namespace mayfly;
 using json = nlohmann::json;
 
-/// A raw TCP connection to the endpoint, with send and receive timeouts.
-class raw_client {
-public:
-  explicit raw_client(const udp_address& to, int timeout_ms = 10000) {
-    fd_ = ::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    connected_ = ::connect(fd_, to.sockaddr_ptr(), to.size()) == 0;
+/// A raw TCP connection to the endpoint, with 10 s send and receive
+/// timeouts (the slow clients outlast the request deadline).
+struct raw_client : test::tcp_client {
+  explicit raw_client(const udp_address& to) : tcp_client(to, 10000) {
   }
-
-  ~raw_client() {
-    ::close(fd_);
-  }
-
-  raw_client(const raw_client&) = delete;
-  raw_client& operator=(const raw_client&) = delete;
-
-  bool connected() const {
-    return connected_;
-  }
-
-  int fd() const {
-    return fd_;
-  }
-
-  bool send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL)
-           == static_cast<ssize_t>(bytes.size());
-  }
-
-  /// Everything up to EOF, reset or the receive timeout.
-  std::string read_all() {
-    std::string out;
-    char buf[16384];
-    for (int i = 0; i < 1000; ++i) {
-      auto n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0)
-        break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  /// Whether the server closed the connection (EOF or reset), looking
-  /// without waiting.
-  bool closed_by_peer() {
-    char buf[512];
-    for (int i = 0; i < 100; ++i) {
-      auto n = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
-      if (n == 0)
-        return true;
-      if (n < 0)
-        return errno == ECONNRESET;
-    }
-    return false;
-  }
-
-private:
-  int fd_ = -1;
-  bool connected_ = false;
 };
 
-/// Status code of a whole response, 0 if none.
-int status_of(const std::string& response) {
-  if (response.size() < 12 || response.rfind("HTTP/1.", 0) != 0)
-    return 0;
-  return std::atoi(response.c_str() + 9);
-}
+using test::status_of;
 
 /// The JSON body of a whole response (discarded if none).
 json body_of(const std::string& response) {
@@ -190,7 +130,7 @@ TEST_F(StatsDenial, GetSucceedsWhile64SlowClientsAreConnected) {
   EXPECT_FALSE(body_of(response).is_discarded());
   int still_open = 0;
   for (auto& c : slow)
-    still_open += !c->closed_by_peer();
+    still_open += !c->closed_by_peer(false);
   EXPECT_EQ(still_open, kSlow);
   auto mine = ep.stats();
   EXPECT_EQ(mine["rejected"], 0);
@@ -216,7 +156,7 @@ TEST_F(StatsDenial, SlowClientsAreCutAfterTheHeaderDeadline) {
     for (int i = 0; i < kSlow; ++i) {
       if (cut[i])
         continue;
-      if (slow[i]->closed_by_peer() || !slow[i]->send("X")) {
+      if (slow[i]->closed_by_peer(false) || !slow[i]->send("X")) {
         cut[i] = true;
         --left;
       }

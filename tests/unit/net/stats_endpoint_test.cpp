@@ -31,7 +31,8 @@
 #include <mayfly/net/stats_page.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 #include "exposition.hpp"
-#include "udp_client.hpp"
+#include "tests/support/loopback_endpoints.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 
@@ -49,50 +50,10 @@ struct http_response {
   }
 };
 
-/// A blocking TCP client with send and receive timeouts.
-class tcp_client {
+/// A TCP connection that reads HTTP responses one by one (keep-alive).
+class http_connection : public test::tcp_client {
 public:
-  explicit tcp_client(const udp_address& server, int timeout_ms = 5000) {
-    fd_ = ::socket(server.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    connected_ = ::connect(fd_, server.sockaddr_ptr(), server.size()) == 0;
-    if (!connected_)
-      connect_errno_ = errno;
-  }
-
-  ~tcp_client() {
-    ::close(fd_);
-  }
-
-  tcp_client(const tcp_client&) = delete;
-  tcp_client& operator=(const tcp_client&) = delete;
-
-  bool connected() const {
-    return connected_;
-  }
-
-  int connect_errno() const {
-    return connect_errno_;
-  }
-
-  /// Sends everything (false if the peer closed or the send timed out).
-  bool send(std::string_view bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      auto n = ::send(fd_, bytes.data() + done, bytes.size() - done,
-                      MSG_NOSIGNAL);
-      if (n <= 0)
-        return false;
-      done += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  void shutdown_write() {
-    ::shutdown(fd_, SHUT_WR);
-  }
+  using tcp_client::tcp_client;
 
   /// Reads one response: headers, then Content-Length bytes of body (none
   /// for HEAD), or everything up to EOF without a length. status 0 if the
@@ -124,7 +85,7 @@ public:
       if (eof_)
         return http_response{};
       char chunk[16384];
-      auto n = ::recv(fd_, chunk, sizeof(chunk), 0);
+      auto n = ::recv(fd(), chunk, sizeof(chunk), 0);
       if (n <= 0) {
         eof_ = true; // EOF, reset or timeout
         continue;
@@ -132,20 +93,6 @@ public:
       buf_.append(chunk, static_cast<size_t>(n));
     }
     return http_response{};
-  }
-
-  /// Whether the server closed the connection (EOF or reset) within the
-  /// timeout, discarding whatever came before.
-  bool closed_by_peer() {
-    char chunk[4096];
-    for (int i = 0; i < 100000; ++i) {
-      auto n = ::recv(fd_, chunk, sizeof(chunk), 0);
-      if (n == 0)
-        return true;
-      if (n < 0)
-        return errno == ECONNRESET;
-    }
-    return false;
   }
 
 private:
@@ -178,9 +125,6 @@ private:
     return true;
   }
 
-  int fd_ = -1;
-  bool connected_ = false;
-  int connect_errno_ = 0;
   bool eof_ = false;
   std::string buf_;
 };
@@ -192,18 +136,11 @@ protected:
     auto made = runtime::make(test::small_runtime_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
-    auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                         const datagram& d) {
-      ctx.reply(d.payload);
-    });
-    endpoint_config ec;
-    ec.address = *udp_address::parse("127.0.0.1:0");
-    auto ep = udp_endpoint::open(*rt, h, ec);
-    ASSERT_TRUE(ep) << ep.error().message();
-    udp = *ep;
-    auto st = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"));
-    ASSERT_TRUE(st) << st.error().message();
-    stats = *st;
+    auto& h = test::add_echo_handler(*rt);
+    udp = test::open_udp_on_loopback(*rt, h);
+    ASSERT_NE(udp, nullptr);
+    stats = test::open_stats_on_loopback(*rt);
+    ASSERT_NE(stats, nullptr);
     rt->start();
   }
 
@@ -226,7 +163,7 @@ protected:
                            const std::string& target,
                            const std::string& extra_headers = "",
                            const std::string& body = "") {
-    tcp_client c{ep.local_address()};
+    http_connection c{ep.local_address()};
     EXPECT_TRUE(c.connected());
     std::string req = method + " " + target + " HTTP/1.1\r\nHost: "
                       + "127.0.0.1:"
@@ -503,7 +440,7 @@ TEST_F(StatsEndpoint, HeadIsGetWithoutBody) {
 TEST_F(StatsEndpoint, HostMustNotBeAForeignName) {
   auto port = std::to_string(stats->local_address().port());
   auto with_host = [&](const std::string& h) {
-    tcp_client c{stats->local_address()};
+    http_connection c{stats->local_address()};
     c.send("GET /stats HTTP/1.1\r\nHost: " + h + "\r\nConnection: close\r\n\r\n");
     return c.read_response();
   };
@@ -514,13 +451,13 @@ TEST_F(StatsEndpoint, HostMustNotBeAForeignName) {
   EXPECT_EQ(with_host("127.0.0.1:" + port).status, 200);
   EXPECT_EQ(with_host("[::1]:" + port).status, 200);
   // HTTP/1.0 without Host.
-  tcp_client c{stats->local_address()};
+  http_connection c{stats->local_address()};
   c.send("GET /stats HTTP/1.0\r\n\r\n");
   EXPECT_EQ(c.read_response().status, 200);
 }
 
 TEST_F(StatsEndpoint, KeepAliveServesSeveralRequests) {
-  tcp_client c{stats->local_address()};
+  http_connection c{stats->local_address()};
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(c.send("GET /stats HTTP/1.1\r\nHost: " + host() + "\r\n\r\n"));
     auto r = c.read_response();
@@ -550,7 +487,7 @@ TEST_F(StatsEndpoint, GarbageGets400OrAClosedConnection) {
     std::string(3000, '\0'),
   };
   for (auto& bytes : cases) {
-    tcp_client c{stats->local_address()};
+    http_connection c{stats->local_address()};
     ASSERT_TRUE(c.connected());
     c.send(bytes);
     c.shutdown_write();
@@ -574,7 +511,7 @@ TEST_F(StatsEndpoint, GarbageGets400OrAClosedConnection) {
     ch = static_cast<char>(x >> 24);
   }
   {
-    tcp_client c{stats->local_address()};
+    http_connection c{stats->local_address()};
     c.send(noise);
     c.shutdown_write();
     auto r = c.read_response();
@@ -586,7 +523,7 @@ TEST_F(StatsEndpoint, GarbageGets400OrAClosedConnection) {
 TEST_F(StatsEndpoint, BadRequestEndsTheConnection) {
   // The rest of a request that did not parse is not taken for more
   // requests: one 400, then the connection closes.
-  tcp_client c{stats->local_address()};
+  http_connection c{stats->local_address()};
   ASSERT_TRUE(c.send("BREW /stats HTTP/1.1\r\nHost: " + host()
                      + "\r\nX-A: b\r\n\r\nGET /stats HTTP/1.1\r\n\r\n"));
   EXPECT_EQ(c.read_response().status, 400);
@@ -602,7 +539,7 @@ TEST_F(StatsEndpoint, OverlongRequestsAreRefused) {
   }
   {
     // One 64 KiB header: beyond max_request_bytes (16 KiB).
-    tcp_client c{stats->local_address()};
+    http_connection c{stats->local_address()};
     c.send("GET /stats HTTP/1.1\r\nHost: " + host() + "\r\nX-Long: "
            + std::string(65536, 'a') + "\r\n\r\n");
     auto r = c.read_response();
@@ -611,7 +548,7 @@ TEST_F(StatsEndpoint, OverlongRequestsAreRefused) {
   {
     // Endless headers: the budget stops them; the client may see a 400 or
     // a reset while it is still sending.
-    tcp_client c{stats->local_address(), 2000};
+    http_connection c{stats->local_address(), 2000};
     std::string req = "GET /stats HTTP/1.1\r\nHost: " + host() + "\r\n";
     bool sent = c.send(req);
     for (int i = 0; i < 3000 && sent; ++i)
@@ -628,10 +565,11 @@ TEST_F(StatsEndpoint, OverlongRequestsAreRefused) {
 TEST_F(StatsEndpoint, SlowClientDoesNotStallOthers) {
   // Half a request, then silence: it waits until its deadline, holding no
   // thread (one event loop serves all), and the others keep answering.
-  tcp_client slow{stats->local_address(), 10000};
+  http_connection slow{stats->local_address(), 10000};
   ASSERT_TRUE(slow.connected());
   ASSERT_TRUE(slow.send("GET /stats HTTP/1.1\r\nHost: 127.0"));
-  tcp_client slower{stats->local_address(), 10000}; // connects, sends nothing
+  // connects, sends nothing
+  http_connection slower{stats->local_address(), 10000};
   ASSERT_TRUE(slower.connected());
   for (int i = 0; i < 10; ++i) {
     auto r = get(i % 2 ? "/stats" : "/metrics");
@@ -646,7 +584,7 @@ TEST_F(StatsEndpoint, StalledHalfRequestIsCutAtItsDeadline) {
   lim.request_timeout_ms = 300; // short, so the test does not wait long
   auto ep = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"), lim);
   ASSERT_TRUE(ep) << ep.error().message();
-  tcp_client slow{(*ep)->local_address(), 10000};
+  http_connection slow{(*ep)->local_address(), 10000};
   ASSERT_TRUE(slow.send("GET /stats HTTP/1.1\r\nHost: 127.0"));
   // The server answers 400 (incomplete request) or closes; either way the
   // connection ends well before the client's own 10 s timeout would.
@@ -662,9 +600,10 @@ TEST_F(StatsEndpoint, StalledHalfRequestIsCutAtItsDeadline) {
 TEST_F(StatsEndpoint, ManyConnectionsAtOnceAllEnd) {
   // More connections than threads plus queue, all sending a request: each
   // gets 200 or 503, none hangs, and the endpoint serves afterwards.
-  std::vector<std::unique_ptr<tcp_client>> clients;
+  std::vector<std::unique_ptr<http_connection>> clients;
   for (int i = 0; i < 40; ++i) {
-    clients.push_back(std::make_unique<tcp_client>(stats->local_address()));
+    clients.push_back(
+      std::make_unique<http_connection>(stats->local_address()));
     clients.back()->send("GET /stats HTTP/1.1\r\nHost: " + host()
                          + "\r\nConnection: close\r\n\r\n");
   }
@@ -682,12 +621,12 @@ TEST_F(StatsEndpoint, ManyConnectionsAtOnceAllEnd) {
 
 TEST_F(StatsEndpoint, CloseIsIdempotentAndStopsServing) {
   auto addr = stats->local_address();
-  tcp_client idle{addr}; // an open connection does not hold up close()
+  http_connection idle{addr}; // an open connection does not hold up close()
   ASSERT_TRUE(idle.connected());
   stats->close();
   stats->close();
   stats->stop_receiving();
-  tcp_client c{addr};
+  http_connection c{addr};
   EXPECT_FALSE(c.connected());
   EXPECT_EQ(c.connect_errno(), ECONNREFUSED);
   EXPECT_TRUE(idle.closed_by_peer());
@@ -706,7 +645,7 @@ TEST_F(StatsEndpoint, StopClosesEverythingAndBalances) {
   auto addr = stats->local_address();
   rt->stop();
   EXPECT_TRUE(rt->balance().zero()) << rt->balance().to_json().dump();
-  tcp_client c{addr};
+  http_connection c{addr};
   EXPECT_FALSE(c.connected());
 }
 
@@ -717,7 +656,7 @@ TEST_F(StatsEndpoint, OpenOnAStoppedRuntimeClosesAtOnce) {
   for (int i = 0; i < 20; ++i) {
     auto ep = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"));
     ASSERT_TRUE(ep) << ep.error().message();
-    tcp_client c{(*ep)->local_address()};
+    http_connection c{(*ep)->local_address()};
     EXPECT_FALSE(c.connected());
   }
 }

@@ -27,57 +27,12 @@
 #include <mayfly/actors/runtime.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "udp_client.hpp"
+#include "tests/support/loopback_endpoints.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 
 using namespace mayfly;
-
-struct reply {
-  int status = 0; ///< 0: no response (closed or timed out)
-  std::string head;
-  std::string body;
-};
-
-// One request on a fresh connection; reads until the server closes it
-// (Connection: close) or 5 s pass.
-reply send_request(const udp_address& at, const std::string& method,
-                   const std::string& target, const std::string& body = "") {
-  reply r;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return r;
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, at.sockaddr_ptr(), at.size()) != 0) {
-    ::close(fd);
-    return r;
-  }
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:"
-                    + std::to_string(at.port()) + "\r\nConnection: close\r\n";
-  if (!body.empty())
-    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string resp;
-  char buf[16384];
-  for (int i = 0; i < 10000; ++i) { // bounded: 160 MB at most
-    auto n = ::recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0)
-      break;
-    resp.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  auto end = resp.find("\r\n\r\n");
-  if (resp.rfind("HTTP/1.", 0) != 0 || end == std::string::npos
-      || resp.size() < 12)
-    return r;
-  r.status = std::atoi(resp.c_str() + 9);
-  r.head = resp.substr(0, end);
-  r.body = resp.substr(end + 4);
-  return r;
-}
 
 class StatsSecurity : public ::testing::Test {
 protected:
@@ -85,19 +40,13 @@ protected:
     auto made = runtime::make(test::small_runtime_config());
     ASSERT_TRUE(made) << made.error().message();
     rt = std::move(*made);
-    auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                         const datagram& d) {
-      ctx.reply(d.payload);
-    });
+    auto& h = test::add_echo_handler(*rt);
     rt->start();
-    endpoint_config ec;
-    ec.address = *udp_address::parse("127.0.0.1:0");
-    auto ep = udp_endpoint::open(*rt, h, ec);
-    ASSERT_TRUE(ep) << ep.error().message();
-    udp = *ep;
-    auto st = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"));
-    ASSERT_TRUE(st) << st.error().message();
-    http = (*st)->local_address();
+    udp = test::open_udp_on_loopback(*rt, h);
+    ASSERT_NE(udp, nullptr);
+    auto* st = test::open_stats_on_loopback(*rt);
+    ASSERT_NE(st, nullptr);
+    http = st->local_address();
   }
 
   void TearDown() override {
@@ -111,22 +60,22 @@ protected:
 
 TEST_F(StatsSecurity, OnlyTheThreePathsAnswer) {
   for (auto target : {"/", "/stats", "/stats?pretty", "/metrics"}) {
-    EXPECT_EQ(send_request(http, "GET", target).status, 200) << target;
-    EXPECT_EQ(send_request(http, "HEAD", target).status, 200) << target;
+    EXPECT_EQ(test::http_request(http, "GET", target).status, 200) << target;
+    EXPECT_EQ(test::http_request(http, "HEAD", target).status, 200) << target;
   }
   for (auto target :
        {"/stats.json", "/STATS", "/Stats", "/metrics/", "/stats/x", "//stats",
         "/index.html", "/favicon.ico", "/config", "/debug", "/admin",
         "/shutdown", "/stop", "/stats/../metrics/x"}) {
-    auto r = send_request(http, "GET", target);
+    auto r = test::http_request(http, "GET", target);
     EXPECT_EQ(r.status, 404) << target;
     EXPECT_EQ(r.body.find("\"schema\""), std::string::npos) << target;
-    EXPECT_EQ(send_request(http, "HEAD", target).status, 404) << target;
+    EXPECT_EQ(test::http_request(http, "HEAD", target).status, 404) << target;
   }
   // Traversal and junk: refused one way or another, never served.
   for (auto target : {"/..", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
                       "/stats%00", "*"}) {
-    auto r = send_request(http, "GET", target);
+    auto r = test::http_request(http, "GET", target);
     EXPECT_NE(r.status, 200) << target;
     EXPECT_EQ(r.body.find("root:"), std::string::npos) << target;
     EXPECT_EQ(r.body.find("\"schema\""), std::string::npos) << target;
@@ -136,7 +85,7 @@ TEST_F(StatsSecurity, OnlyTheThreePathsAnswer) {
 TEST_F(StatsSecurity, EveryOtherMethodIsRefusedOnEveryPath) {
   for (auto target : {"/", "/stats", "/metrics", "/nope"}) {
     for (auto method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"}) {
-      auto r = send_request(http, method, target, "x=1");
+      auto r = test::http_request(http, method, target, "x=1");
       EXPECT_EQ(r.status, 405) << method << " " << target;
       EXPECT_NE(r.head.find("Allow: GET, HEAD"), std::string::npos)
         << method << " " << target << ": " << r.head;
@@ -147,14 +96,14 @@ TEST_F(StatsSecurity, EveryOtherMethodIsRefusedOnEveryPath) {
     }
     // Methods HTTP does not define: a bad request, never the document.
     for (auto method : {"FOO", "get", "GETT"}) {
-      auto r = send_request(http, method, target);
+      auto r = test::http_request(http, method, target);
       EXPECT_NE(r.status, 200) << method << " " << target;
       EXPECT_EQ(r.body.find("\"schema\""), std::string::npos)
         << method << " " << target;
     }
   }
   // The endpoint still serves after all that.
-  EXPECT_EQ(send_request(http, "GET", "/stats").status, 200);
+  EXPECT_EQ(test::http_request(http, "GET", "/stats").status, 200);
 }
 
 TEST_F(StatsSecurity, NoPayloadBytesOrPeerAddressesInAnyResponse) {
@@ -175,7 +124,7 @@ TEST_F(StatsSecurity, NoPayloadBytesOrPeerAddressesInAnyResponse) {
     peers.push_back("127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
   }
   for (auto target : {"/", "/stats", "/stats?pretty", "/metrics"}) {
-    auto r = send_request(http, "GET", target);
+    auto r = test::http_request(http, "GET", target);
     ASSERT_EQ(r.status, 200) << target;
     EXPECT_EQ(r.body.find("MAYFLY-PAYLOAD"), std::string::npos) << target;
     EXPECT_EQ(r.body.find("ppppppppppppppppp"), std::string::npos) << target;

@@ -23,7 +23,7 @@
 #include <mayfly/net/prometheus.hpp>
 #include <mayfly/net/socket.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 

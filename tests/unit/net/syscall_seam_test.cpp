@@ -17,7 +17,7 @@
 #include <mayfly/actors/runtime.hpp>
 #include "fake_socket_calls.hpp"
 #include "tests/support/small_runtime.hpp"
-#include "udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 

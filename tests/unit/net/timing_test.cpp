@@ -35,7 +35,8 @@
 #include <mayfly/runtime/log.hpp>
 #include "tests/support/small_runtime.hpp"
 #include "exposition.hpp"
-#include "udp_client.hpp"
+#include "tests/support/loopback_endpoints.hpp"
+#include "tests/support/net_clients.hpp"
 
 
 namespace {
@@ -80,33 +81,9 @@ private:
   log_sink sink_{&captured_log::add, this};
 };
 
-/// GET `target` over a fresh TCP connection; the body, or "" on failure.
+/// The body of `GET target`, or "" on any failure.
 std::string http_get(const udp_address& server, const std::string& target) {
-  int fd = ::socket(server.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  std::string response;
-  if (::connect(fd, server.sockaddr_ptr(), server.size()) == 0) {
-    auto req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:"
-               + std::to_string(server.port())
-               + "\r\nConnection: close\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL)
-        == static_cast<ssize_t>(req.size())) {
-      char buf[65536];
-      for (int i = 0; i < 10000; ++i) {
-        auto n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0)
-          break;
-        response.append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  auto body = response.find("\r\n\r\n");
-  if (response.compare(0, 12, "HTTP/1.1 200") != 0 || body == std::string::npos)
-    return {};
-  return response.substr(body + 4);
+  return test::http_get(server, target).value_or("");
 }
 
 class Timing : public ::testing::Test {
@@ -124,14 +101,11 @@ protected:
     rt = std::move(*made);
     type = &rt->add_handler(name, std::move(fn));
     endpoint_config ec;
-    ec.address = *udp_address::parse("127.0.0.1:0");
     ec.handler_start = where;
-    auto ep = udp_endpoint::open(*rt, *type, ec);
-    ASSERT_TRUE(ep) << ep.error().message();
-    udp = *ep;
-    auto st = stats_endpoint::open(*rt, *udp_address::parse("127.0.0.1:0"));
-    ASSERT_TRUE(st) << st.error().message();
-    stats = *st;
+    udp = test::open_udp_on_loopback(*rt, *type, ec);
+    ASSERT_NE(udp, nullptr);
+    stats = test::open_stats_on_loopback(*rt);
+    ASSERT_NE(stats, nullptr);
     rt->start();
   }
 

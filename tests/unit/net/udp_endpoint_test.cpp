@@ -17,7 +17,7 @@
 #include "tests/support/small_runtime.hpp"
 #include <mayfly/runtime/heap.hpp>
 #include "tests/support/alloc_counter.hpp"
-#include "udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 
@@ -356,10 +356,7 @@ TEST_F(EndpointTest, SeveralReceiveThreadsShareThePort) {
   auto made = runtime::make(test::small_runtime_config());
   ASSERT_TRUE(made);
   rt = std::move(*made);
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");
   ec.receive_threads = 2;
@@ -614,10 +611,7 @@ TEST_F(EndpointTest, Issue15OpenBeforeStartHoldsDatagramsInTheKernel) {
   auto made = runtime::make(test::small_runtime_config());
   ASSERT_TRUE(made);
   rt = std::move(*made);
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");
   endpoint = *udp_endpoint::open(*rt, h, ec);
@@ -688,10 +682,7 @@ TEST_F(EndpointTest, Issue18NeverStartedCountsWhatWaitedInTheKernel) {
   auto made = runtime::make(test::small_runtime_config());
   ASSERT_TRUE(made);
   rt = std::move(*made);
-  auto& h = rt->add_handler("echo", [](handler_context& ctx,
-                                       const datagram& d) {
-    ctx.reply(d.payload);
-  });
+  auto& h = test::add_echo_handler(*rt);
   endpoint_config ec;
   ec.address = *udp_address::parse("127.0.0.1:0");
   endpoint = *udp_endpoint::open(*rt, h, ec);

@@ -25,7 +25,7 @@
 
 #include <mayfly/actors/runtime.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 
