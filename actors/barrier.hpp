@@ -30,6 +30,15 @@
 /// others (two queries never wait for each other). A handler that lingers
 /// (awaits an answer) counts until it exits.
 ///
+/// **Several receive threads.** A datagram still waiting in another
+/// socket's kernel queue has not been admitted, so it is not "earlier",
+/// whenever it was sent. Without CPU steering the kernel picks a client's
+/// socket by its address and port (SO_REUSEPORT), so everything one client
+/// sent before its query is read before it on the same thread and always
+/// counts; with `steering::cpu` one client's datagrams may be read by
+/// different threads, and only what they had admitted counts
+/// (integration.BarrierThreads.* tests the first case: 2 threads, 16 clients).
+///
 /// **How.** `order_gate` is an epoch scheme with two buckets, like RCU's
 /// grace periods. Admission adds the handler to the bucket of the current
 /// epoch (a sharded counter: no contended cache line), its exit removes

@@ -509,7 +509,7 @@ private:
   /// Idempotent; only the handler actor calls it, from `on_exit` (a
   /// handler must not free the arena it is still running in).
   void release() noexcept {
-    arena_.release();
+    detail::release_arena(arena_);
     datagram_.payload.reset();
   }
 

@@ -1,6 +1,7 @@
 #include <mayfly/net/serve.hpp>
 
-#include <mayfly/net/config.hpp>
+#include <mayfly/net/stats_endpoint.hpp>
+#include <mayfly/net/udp_endpoint.hpp>
 
 #include <signal.h>
 
@@ -129,7 +130,8 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
                                          const std::vector<serve_flag>& extra,
                                          endpoint_config endpoint_defaults) {
   serve_options opts;
-  opts.endpoint = endpoint_defaults;
+  opts.config.net = std::move(endpoint_defaults);
+  auto& cfg = opts.config;
   setting address, port, stats, workers, receive_threads, config, exit_after,
     source_rate, source_burst;
   bool reuse_port = false;
@@ -196,23 +198,18 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
       *hit->own->value = value;
     }
   }
-  // The configuration file first, then the environment and flags on top.
+  // The configuration file first (on top of the service's defaults), then
+  // the environment and flags on top.
   if (config.given) {
     if (config.text.empty())
       return bad_value(config.source, config.text, "a file name");
-    mayfly::config defaults;
-    defaults.net = endpoint_defaults;
-    auto file = load_config(config.text, defaults);
+    auto file = load_config(config.text, cfg);
     if (!file)
       return file.error();
-    opts.runtime = file->runtime;
-    opts.endpoint = file->net;
-    opts.stats = file->stats.address;
-    opts.stats_limits = file->stats.limits;
-    opts.source_limit = file->source_limit;
+    cfg = std::move(file).value();
   }
   if (source_rate.given || source_burst.given) {
-    auto limit = opts.source_limit.value_or(source_limit_options{});
+    auto limit = cfg.source_limit.value_or(source_limit_options{});
     if (source_rate.given) {
       auto n = to_uint(source_rate, 0, source_limit_options::max_rate);
       if (!n)
@@ -225,34 +222,34 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
         return n.error();
       limit.burst = *n;
     }
-    opts.source_limit = limit;
+    cfg.source_limit = limit;
   }
   if (workers.given) {
     auto n = to_uint(workers, 1, 1024);
     if (!n)
       return n.error();
-    opts.runtime.workers = *n;
+    cfg.runtime.workers = *n;
   }
   if (receive_threads.given) {
     auto n = to_uint(receive_threads, 1, 64);
     if (!n)
       return n.error();
-    opts.endpoint.receive_threads = *n;
+    cfg.net.receive_threads = *n;
   }
   if (reuse_port)
-    opts.endpoint.reuse_port = true;
+    cfg.net.reuse_port = true;
   if (steer_cpu)
-    opts.endpoint.steering = steering::cpu;
-  if (opts.runtime.workers == 0) {
+    cfg.net.steering = steering::cpu;
+  if (cfg.runtime.workers == 0) {
     // Handlers start on the receive threads (net.handler_start); CAF's
     // workers run what they hand on. Small by default: one per core not
     // taken by a receive thread, at most `default_max_workers` (CAF
     // 0.17.6's scheduler cannot grow later; --workers raises it).
     auto cores = std::max(1u, std::thread::hardware_concurrency());
-    auto free_cores = cores > opts.endpoint.receive_threads
-                        ? cores - opts.endpoint.receive_threads
+    auto free_cores = cores > cfg.net.receive_threads
+                        ? cores - cfg.net.receive_threads
                         : 1;
-    opts.runtime.workers = std::min(free_cores, default_max_workers);
+    cfg.runtime.workers = std::min(free_cores, default_max_workers);
   }
   if (exit_after.given) {
     auto n = to_uint(exit_after, 0, 86400 * 365);
@@ -272,14 +269,14 @@ result<serve_options> read_serve_options(const std::vector<std::string>& args,
   if (!bind)
     return bad_value(address.given ? address.source : "--address", bind_text,
                      "a numeric IPv4 or IPv6 address");
-  opts.endpoint.address = *bind;
+  cfg.net.address = *bind;
   if (stats.given) {
     auto at = udp_address::parse(stats.text);
     if (!at)
       return bad_value(stats.source, stats.text,
                        "ADDRESS:PORT (a numeric IPv4 or [IPv6] address, "
                        "a port 0..65535)");
-    opts.stats = *at;
+    cfg.stats.address = *at;
   }
   return opts;
 }
@@ -423,7 +420,8 @@ int serve(serve_options& opts, const std::function<handler_type&(runtime&)>& set
   if (opts.program.empty())
     opts.program = "mayfly-service";
   auto* program = opts.program.c_str();
-  auto made = runtime::make(opts.runtime);
+  const auto& cfg = opts.config;
+  auto made = runtime::make(cfg.runtime);
   if (!made) {
     std::fprintf(stderr, "%s: invalid configuration: %s\n", program,
                  made.error().message().c_str());
@@ -431,13 +429,13 @@ int serve(serve_options& opts, const std::function<handler_type&(runtime&)>& set
   }
   auto& rt = **made;
   auto& handler = setup(rt);
-  if (opts.source_limit)
-    handler.source_limit(*opts.source_limit); // checked when parsed
+  if (cfg.source_limit)
+    handler.source_limit(*cfg.source_limit); // checked when parsed
   rt.start(); // before the socket exists, so that nothing it reads is refused
-  auto endpoint = udp_endpoint::open(rt, handler, opts.endpoint);
+  auto endpoint = udp_endpoint::open(rt, handler, cfg.net);
   if (!endpoint) {
     std::fprintf(stderr, "%s: cannot listen on udp %s: %s\n", program,
-                 opts.endpoint.address.to_string().c_str(),
+                 cfg.net.address.to_string().c_str(),
                  endpoint.error().message().c_str());
     rt.stop();
     if (after_stop)
@@ -447,12 +445,12 @@ int serve(serve_options& opts, const std::function<handler_type&(runtime&)>& set
   auto local = endpoint->local_address();
   std::printf("%s: listening on udp %s (%u workers, %u receive threads)\n",
               program, local.to_string().c_str(), rt.config().workers,
-              opts.endpoint.receive_threads);
-  if (opts.stats) {
-    auto stats = stats_endpoint::open(rt, *opts.stats, opts.stats_limits);
+              cfg.net.receive_threads);
+  if (cfg.stats.address) {
+    auto stats = stats_endpoint::open(rt, *cfg.stats.address, cfg.stats.limits);
     if (!stats) {
       std::fprintf(stderr, "%s: cannot serve statistics on %s: %s\n", program,
-                   opts.stats->to_string().c_str(),
+                   cfg.stats.address->to_string().c_str(),
                    stats.error().message().c_str());
       rt.stop();
       if (after_stop)

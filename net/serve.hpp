@@ -72,11 +72,9 @@
 #include <string_view>
 #include <vector>
 
-#include <mayfly/actors/config.hpp>
-#include <mayfly/actors/runtime.hpp>
-#include <mayfly/net/stats_endpoint.hpp>
-#include <mayfly/net/udp_endpoint.hpp>
 #include <mayfly/actors/address.hpp>
+#include <mayfly/actors/runtime.hpp>
+#include <mayfly/net/config.hpp>
 #include <mayfly/runtime/result.hpp>
 
 namespace mayfly {
@@ -113,17 +111,14 @@ struct serve_flag {
 struct serve_options {
   /// argv[0] without its directory; prefixes every message.
   std::string program;
-  runtime_config runtime;
-  /// The UDP endpoint, its address included.
-  endpoint_config endpoint;
-  /// Where to serve statistics over HTTP; none: no stats endpoint.
-  std::optional<udp_address> stats;
-  stats_endpoint_limits stats_limits;
-  /// Per-source admission limit of the service's handler type, from
-  /// "net.source_limit" in the file and --source-rate/--source-burst; when
-  /// set, `serve` gives it to the type `setup` returns (replacing the
-  /// type's own). None: the type keeps what it was added with.
-  std::optional<source_limit_options> source_limit;
+  /// The service's whole configuration (net/config.hpp), file, environment
+  /// and flags applied: `config.runtime` makes the runtime, `config.net` is
+  /// the UDP endpoint (its address included), `config.stats.address` where
+  /// statistics are served (none: no stats endpoint) with
+  /// `config.stats.limits`, and `config.source_limit`, when set, is given to
+  /// the handler type `setup` returns (replacing the type's own; none: the
+  /// type keeps what it was added with).
+  mayfly::config config;
   /// Stop after this many seconds; 0: at SIGINT or SIGTERM.
   uint32_t exit_after_s = 0;
   /// Called on SIGHUP, on serve's signal thread while the service runs
@@ -137,7 +132,9 @@ struct serve_options {
 /// Reads flags (`args`, without the program name), the environment and the
 /// configuration file on top of the defaults: `default_port` and
 /// `endpoint_defaults` (the service's own endpoint settings, under the
-/// file, the environment and the flags). An error's `message()` names the
+/// file, the environment and the flags). The file is read with
+/// `load_config` (net/config.hpp), so a file `serve` accepts is exactly a
+/// file `load_config` accepts; the flags then override its fields. An error's `message()` names the
 /// flag or field and the value. Does not print and does not exit.
 result<serve_options>
 read_serve_options(const std::vector<std::string>& args, uint16_t default_port,
@@ -164,7 +161,7 @@ serve_options parse_serve_options(int argc, char** argv, const char* about,
 /// the process; `serve` waits for them. Idempotent.
 void block_serve_signals() noexcept;
 
-/// Makes the runtime (`opts.runtime`), lets `setup` register the handler
+/// Makes the runtime (`opts.config.runtime`), lets `setup` register the handler
 /// type (and any long-lived actors), starts it, opens the UDP endpoint and
 /// the stats endpoint, prints where they listen, calls `after_start` (e.g.
 /// a demo burst; may be empty) on a thread of its own, and runs until

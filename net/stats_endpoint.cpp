@@ -67,14 +67,29 @@ int64_t now_ms() noexcept {
 
 // -- counters ----------------------------------------------------------------------
 
+// X(name, kind, unit, help): the counters of the event thread, declared once.
+// The enum, the JSON keys of `stats()` and the descriptions (Prometheus
+// TYPE/HELP, the docs/stats.md table "net.http") are derived from it.
+#define MAYFLY_HTTP_COUNTERS(X)                                                \
+  X(connections, counter, "", "connections accepted (served or refused)")      \
+  X(rejected, counter, "", "connections refused with 503: `max_connections` " \
+    "open")                                                                    \
+  X(timeouts, counter, "", "requests cut at their deadline (a head that "      \
+    "never completes: slow clients) or responses not written within theirs")  \
+  X(oversize, counter, "", "requests cut at `max_request_bytes`, and heads "   \
+    "libmicrohttpd refused as too large (its 413, 414, 431)")                  \
+  X(requests, counter, "", "responses, one per request, including those "     \
+    "libmicrohttpd wrote itself to malformed requests (counted when the "      \
+    "connection closes)")                                                      \
+  X(bytes_in, counter, "bytes", "bytes received from clients, as the kernel "  \
+    "counts them (`TCP_INFO`), added after each response and at close")        \
+  X(bytes_out, counter, "bytes", "bytes sent to clients, headers and bodies, " \
+    "likewise (`tcpi_bytes_sent`, retransmissions included)")
+
 enum http_counter : size_t {
-  connections, ///< connections accepted (served or refused)
-  rejected,    ///< ... refused with 503: max_connections open
-  timeouts,    ///< requests or responses cut at their deadline
-  oversize,    ///< requests cut at max_request_bytes (or MHD's 414/431/413)
-  requests,    ///< final responses (one per request)
-  bytes_in,    ///< bytes received from clients (TCP_INFO)
-  bytes_out,   ///< bytes sent to clients, headers and bodies (TCP_INFO)
+#define MAYFLY_X(name, kind, unit, help) name,
+  MAYFLY_HTTP_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   num_http_counters,
 };
 
@@ -829,20 +844,17 @@ nlohmann::json stats_endpoint::stats() const {
     responses[std::to_string(kCodes[i])]
       = c.codes[i].load(std::memory_order_relaxed);
   responses["other"] = c.codes[kNumCodes].load(std::memory_order_relaxed);
-  return {
+  json out = {
     {"address", local_.to_string()},
     {"threads", 1},
     {"max_connections", state_->limits.max_connections},
-    {"connections", c.get(connections)},
     {"connections_live", c.live.load(std::memory_order_relaxed)},
-    {"rejected", c.get(rejected)},
-    {"timeouts", c.get(timeouts)},
-    {"oversize", c.get(oversize)},
-    {"requests", c.get(requests)},
     {"responses", std::move(responses)},
-    {"bytes_in", c.get(bytes_in)},
-    {"bytes_out", c.get(bytes_out)},
   };
+#define MAYFLY_X(name, kind, unit, help) out[#name] = c.get(name);
+  MAYFLY_HTTP_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  return out;
 }
 
 std::vector<metric_section> stats_endpoint::stats_sections() const {
@@ -860,30 +872,14 @@ constexpr metric_info kStatsEndpointMetrics[] = {
    "`stats.threads` is ignored"},
   {"max_connections", metric_kind::config, "",
    "open connections allowed (`stats_endpoint_limits::max_connections`)"},
-  {"connections", metric_kind::counter, "",
-   "connections accepted (served or refused)"},
   {"connections_live", metric_kind::gauge, "",
    "connections open now: waiting for a request head or being answered"},
-  {"rejected", metric_kind::counter, "",
-   "connections refused with 503: `max_connections` open"},
-  {"timeouts", metric_kind::counter, "",
-   "requests cut at their deadline (a head that never completes: slow "
-   "clients) or responses not written within theirs"},
-  {"oversize", metric_kind::counter, "",
-   "requests cut at `max_request_bytes`, and heads libmicrohttpd refused as "
-   "too large (its 413, 414, 431)"},
-  {"requests", metric_kind::counter, "",
-   "responses, one per request, including those libmicrohttpd wrote itself "
-   "to malformed requests (counted when the connection closes)"},
   {"responses.{code}", metric_kind::counter, "",
    "responses by status: `200`, `400`, `403`, `404`, `405`, `413`, `414`, "
    "`417`, `431`, `500`, `503`, `505`, `other` (503 includes refusals)"},
-  {"bytes_in", metric_kind::counter, "bytes",
-   "bytes received from clients, as the kernel counts them (`TCP_INFO`), "
-   "added after each response and at close"},
-  {"bytes_out", metric_kind::counter, "bytes",
-   "bytes sent to clients, headers and bodies, likewise (`tcpi_bytes_sent`, "
-   "retransmissions included)"},
+#define MAYFLY_X(name, kind, unit, help) {#name, metric_kind::kind, unit, help},
+  MAYFLY_HTTP_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
 };
 
 } // namespace

@@ -67,6 +67,14 @@ namespace mayfly {
 class arena;
 class arena_pool;
 
+namespace detail {
+/// Runs `a`'s pending cleanups and returns every block now (the arena
+/// becomes unleased; later allocations fail). Idempotent. Internal: the
+/// actor layer calls it when a handler exits, before CAF frees the actor;
+/// a handler never frees the arena it is running in (issue 15). Any thread.
+void release_arena(arena& a) noexcept;
+} // namespace detail
+
 /// The first block of a future arena, leased from an `arena_pool`: lets a
 /// caller find out whether an arena can be had *before* paying for whatever
 /// will own it (the actor layer leases on the receive thread, then spawns the
@@ -201,11 +209,6 @@ public:
     release();
   }
 
-  /// Runs pending cleanups and returns every block now (the arena becomes
-  /// unleased; later allocations fail). Idempotent. The actor layer calls
-  /// this when a handler exits, before CAF frees the actor.
-  void release() noexcept;
-
   arena(const arena&) = delete;
   arena& operator=(const arena&) = delete;
 
@@ -317,6 +320,11 @@ public:
   }
 
 private:
+  friend void detail::release_arena(arena& a) noexcept;
+
+  /// `detail::release_arena`; the destructor.
+  void release() noexcept;
+
   struct block_header {
     block_header* next;
     uint32_t slot; // slot_pool::kNoSlot: a heap block
@@ -360,6 +368,10 @@ private:
   uint32_t blocks_ = 0;
   uint32_t overflows_ = 0;
 };
+
+inline void detail::release_arena(arena& a) noexcept {
+  a.release();
+}
 
 /// What `arena_pool::stats()` renders under "/arenas" (docs/stats.md).
 extern const metric_section arena_pool_metrics;

@@ -704,7 +704,7 @@ int main(int argc, char** argv) {
                   "a line with a new name beyond that is refused, counted",
       &max_keys, mayfly::expect_uint(1, kMaxMaxKeys)}},
     ingest_endpoint_defaults());
-  apply_tally_defaults(opts.runtime);
+  apply_tally_defaults(opts.config.runtime);
   auto shared = std::make_shared<shared_state>();
   shared->pin = pin == "1";
   shared->max_keys = kDefaultMaxKeys;
@@ -763,7 +763,7 @@ int main(int argc, char** argv) {
   }
   shared->distributed = shared->remote || !publish.empty();
   if (shared->distributed) // CAF's io module, only here
-    opts.runtime.configure_caf = [transport](caf::actor_system_config& cfg) {
+    opts.config.runtime.configure_caf = [transport](caf::actor_system_config& cfg) {
       tally::configure(cfg, transport);
     };
   mayfly::runtime* runtime = nullptr;

@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <mayfly/net/config.hpp>
 #include <mayfly/net/udp_endpoint.hpp>
 #include "tests/support/small_runtime.hpp"
 
@@ -34,19 +35,19 @@ TEST(Serve, GoodFlagsLandInTheOptions) {
      "2", "--exit-after", "7", "--stats", "127.0.0.1:9100", "--mode", "b"},
     9000, {{"mode", "a or b", &mode, mayfly::expect_one_of({"a", "b"})}});
   ASSERT_TRUE(opts) << opts.error().message();
-  EXPECT_EQ(opts->endpoint.address.to_string(), "[::1]:5300");
-  EXPECT_EQ(opts->runtime.workers, 3u);
-  EXPECT_EQ(opts->endpoint.receive_threads, 2u);
+  EXPECT_EQ(opts->config.net.address.to_string(), "[::1]:5300");
+  EXPECT_EQ(opts->config.runtime.workers, 3u);
+  EXPECT_EQ(opts->config.net.receive_threads, 2u);
   EXPECT_EQ(opts->exit_after_s, 7u);
-  ASSERT_TRUE(opts->stats.has_value());
-  EXPECT_EQ(opts->stats->to_string(), "127.0.0.1:9100");
+  ASSERT_TRUE(opts->config.stats.address.has_value());
+  EXPECT_EQ(opts->config.stats.address->to_string(), "127.0.0.1:9100");
   EXPECT_EQ(mode, "b");
   EXPECT_FALSE(opts->help);
   auto defaults = mayfly::read_serve_options({}, 9000);
   ASSERT_TRUE(defaults);
-  EXPECT_EQ(defaults->endpoint.address.to_string(), "127.0.0.1:9000");
-  EXPECT_GE(defaults->runtime.workers, 1u);
-  EXPECT_LE(defaults->runtime.workers, mayfly::default_max_workers); // small
+  EXPECT_EQ(defaults->config.net.address.to_string(), "127.0.0.1:9000");
+  EXPECT_GE(defaults->config.runtime.workers, 1u);
+  EXPECT_LE(defaults->config.runtime.workers, mayfly::default_max_workers); // small
   auto help = mayfly::read_serve_options({"--port", "1", "--help"}, 9000);
   ASSERT_TRUE(help);
   EXPECT_TRUE(help->help);
@@ -139,8 +140,8 @@ TEST(Serve, ConfigFileErrorsNameTheFileAndField) {
   auto opts = mayfly::read_serve_options({"--config", path, "--workers", "5"},
                                          9000);
   ASSERT_TRUE(opts) << opts.error().message();
-  EXPECT_EQ(opts->runtime.workers, 5u); // the flag wins over the file
-  EXPECT_EQ(opts->endpoint.receive_threads, 2u);
+  EXPECT_EQ(opts->config.runtime.workers, 5u); // the flag wins over the file
+  EXPECT_EQ(opts->config.net.receive_threads, 2u);
   std::remove(path.c_str());
 }
 
@@ -149,15 +150,15 @@ TEST(Serve, ConfigFileErrorsNameTheFileAndField) {
 TEST(Serve, SourceLimitFromFlagsAndFile) {
   auto none = mayfly::read_serve_options({}, 9000);
   ASSERT_TRUE(none);
-  EXPECT_FALSE(none->source_limit.has_value()); // off unless asked for
+  EXPECT_FALSE(none->config.source_limit.has_value()); // off unless asked for
   auto flags = mayfly::read_serve_options(
     {"--source-rate", "500", "--source-burst=40"}, 9000);
   ASSERT_TRUE(flags) << flags.error().message();
-  ASSERT_TRUE(flags->source_limit.has_value());
-  EXPECT_EQ(flags->source_limit->rate, 500u);
-  EXPECT_EQ(flags->source_limit->burst, 40u);
-  EXPECT_EQ(flags->source_limit->ipv4_prefix, 32);
-  EXPECT_EQ(flags->source_limit->ipv6_prefix, 64);
+  ASSERT_TRUE(flags->config.source_limit.has_value());
+  EXPECT_EQ(flags->config.source_limit->rate, 500u);
+  EXPECT_EQ(flags->config.source_limit->burst, 40u);
+  EXPECT_EQ(flags->config.source_limit->ipv4_prefix, 32);
+  EXPECT_EQ(flags->config.source_limit->ipv6_prefix, 64);
   auto path = std::string{::testing::TempDir()} + "mayfly_serve_limit.json";
   {
     std::ofstream out{path};
@@ -167,12 +168,12 @@ TEST(Serve, SourceLimitFromFlagsAndFile) {
   auto both = mayfly::read_serve_options(
     {"--config", path, "--source-rate", "100"}, 9000);
   ASSERT_TRUE(both) << both.error().message();
-  ASSERT_TRUE(both->source_limit.has_value());
-  EXPECT_EQ(both->source_limit->rate, 100u); // the flag wins
-  EXPECT_EQ(both->source_limit->burst, 0u);  // default: max(rate/10, 10)
-  EXPECT_EQ(both->source_limit->ipv4_prefix, 24);
-  EXPECT_EQ(both->source_limit->ipv6_prefix, 56);
-  EXPECT_EQ(both->source_limit->table_size, 1024u);
+  ASSERT_TRUE(both->config.source_limit.has_value());
+  EXPECT_EQ(both->config.source_limit->rate, 100u); // the flag wins
+  EXPECT_EQ(both->config.source_limit->burst, 0u);  // default: max(rate/10, 10)
+  EXPECT_EQ(both->config.source_limit->ipv4_prefix, 24);
+  EXPECT_EQ(both->config.source_limit->ipv6_prefix, 56);
+  EXPECT_EQ(both->config.source_limit->table_size, 1024u);
   {
     std::ofstream out{path};
     out << R"({ "net": { "source_limit": { "ipv4_prefix": 33 } } })";
@@ -212,6 +213,53 @@ TEST(Serve, APortInUseSaysSoWithTheAddress) {
             taken.to_string() + ": bind() failed: Address already in use");
   made->stop();
   ::close(fd);
+}
+
+} // namespace
+
+namespace {
+
+// Issue 15: serve's options carry the configuration tree once. A file read
+// by `--config` lands in `serve_options::config` exactly as `load_config`
+// reads it (every section, over the service's endpoint defaults), and the
+// flags then override only the fields they name.
+TEST(Serve, OptionsCarryTheConfigTreeLoadConfigReads) {
+  auto path = std::string{::testing::TempDir()} + "mayfly_serve_tree.json";
+  {
+    std::ofstream out{path};
+    out << R"({ "runtime": { "workers": 2 },
+                "net": { "batch": 8, "receive_threads": 2 },
+                "stats": { "address": "127.0.0.1:9111",
+                           "max_connections": 7 } })";
+  }
+  mayfly::endpoint_config service_defaults;
+  service_defaults.reply_queue = 1024; // the service's own, under the file
+  mayfly::config defaults;
+  defaults.net = service_defaults;
+  auto loaded = mayfly::load_config(path, defaults);
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  auto opts = mayfly::read_serve_options({"--config", path, "--port", "5301"},
+                                         9000, {}, service_defaults);
+  ASSERT_TRUE(opts) << opts.error().message();
+  const auto& cfg = opts->config;
+  EXPECT_EQ(cfg.runtime.workers, loaded->runtime.workers);
+  EXPECT_EQ(cfg.net.batch, 8u);
+  EXPECT_EQ(cfg.net.batch, loaded->net.batch);
+  EXPECT_EQ(cfg.net.receive_threads, loaded->net.receive_threads);
+  EXPECT_EQ(cfg.net.reply_queue, 1024u); // the default survives the file
+  ASSERT_TRUE(cfg.stats.address.has_value());
+  EXPECT_EQ(cfg.stats.address->to_string(), "127.0.0.1:9111");
+  EXPECT_EQ(cfg.stats.limits.max_connections, 7u);
+  EXPECT_EQ(cfg.stats.limits.max_connections,
+            loaded->stats.limits.max_connections);
+  // The flag overrides the address only; everything else is the file's.
+  EXPECT_EQ(cfg.net.address.to_string(), "127.0.0.1:5301");
+  auto flagged = mayfly::read_serve_options(
+    {"--config", path, "--stats", "127.0.0.1:9112"}, 9000);
+  ASSERT_TRUE(flagged) << flagged.error().message();
+  EXPECT_EQ(flagged->config.stats.address->to_string(), "127.0.0.1:9112");
+  EXPECT_EQ(flagged->config.stats.limits.max_connections, 7u);
+  std::remove(path.c_str());
 }
 
 } // namespace
