@@ -167,7 +167,7 @@ zone:
   name: example.test
   zonefile: example.zone
 NSD
-  echo "nsd $("$nsd_bin" -v 2>&1 | head -1 | awk '{print $3}') ($nsd_bin), built with:$("$nsd_bin" -v 2>&1 | grep -o -e '--[a-z]*-recvmmsg' -e '--enable-checking' | tr '\n' ' ' | sed 's/^/ /')"
+  echo "nsd $("$nsd_bin" -v 2>&1 | head -1 | awk '{print $3}') ($nsd_bin), built with:$("$nsd_bin" -v 2>&1 | grep -o -e '--[a-z]*-recvmmsg' -e '--[a-z]*-checking' | tr '\n' ' ' | sed 's/^/ /')"
   echo "configuration:"; sed -n '/^server:/,/send-buffer/p' "$nsdir/nsd.conf" | sed 's/^/  /'
   qps() { dnsperf -s 127.0.0.1 -p "$1" -d "$here/dns_queries.txt" -l "$secs" -q 64 -c 1 2>/dev/null \
             | sed -n 's/.*Queries per second: *\([0-9.]*\).*/\1/p'; }
