@@ -19,6 +19,7 @@ tag=${3:-NSD_4_6_1_REL}
 shift $(($# < 3 ? $# : 3))
 rm -rf "$out" && mkdir -p "$out"
 # the test-suite tree (tpkg/) is not needed and may be absent from a mirror
+# (git may still print "invalid object ... tpkg/..." for it: harmless)
 git -C "$src" ls-tree -r --name-only "$tag" | grep -v '^tpkg/' |
   xargs git -C "$src" archive "$tag" -- | tar -x -C "$out"
 cd "$out"
