@@ -339,6 +339,7 @@ nlohmann::json runtime::runtime_stats() const {
     {"overload", to_string(cfg_.overload)},
     {"worker_idle", to_string(cfg_.idle)},
     {"stall_threshold_ms", cfg_.stall_threshold_ms},
+    {"stall_watchdog_sleeps", watchdog_ ? watchdog_->sleeps() : 0},
     {"latency_histograms", cfg_.latency_histograms},
     {"malloc_is_mimalloc", mimalloc},
     {"in_flight", in_flight()},
@@ -741,6 +742,10 @@ constexpr metric_info kRuntimeMetrics[] = {
   {"stall_threshold_ms", config, "ms",
    "an activation running this long is a stall (reported and counted, "
    "`handlers.*.stalls`); 0: stall report off"},
+  {"stall_watchdog_sleeps", counter, "",
+   "times the stall watchdog found no activation running for 20 scans in a "
+   "row and went to sleep until the next one began (an idle runtime wakes "
+   "it for nothing; 0 with the stall report off)"},
   {"latency_histograms", flag, "",
    "whether the latency histograms of `handlers.*.latency` are kept "
    "(configuration)"},
