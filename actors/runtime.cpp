@@ -276,7 +276,7 @@ nlohmann::json runtime::holders_stats() const {
       pool->census(&by_tag);
   auto add = [](holder_usage& to, const holder_usage& u) {
     to.binaries += u.binaries;
-    to.frozen_bytes += u.frozen_bytes;
+    to.viewed_bytes += u.viewed_bytes;
     to.pinned_bytes += u.pinned_bytes;
     to.oldest_age_ns = std::max(to.oldest_age_ns, u.oldest_age_ns);
   };
@@ -296,7 +296,7 @@ nlohmann::json runtime::holders_stats() const {
   auto to_json = [](const holder_usage& u) {
     return nlohmann::json{
       {"binaries", u.binaries},
-      {"frozen_bytes", u.frozen_bytes},
+      {"viewed_bytes", u.viewed_bytes},
       {"pinned_bytes", u.pinned_bytes},
       {"oldest_age_ms", static_cast<double>(u.oldest_age_ns) / 1e6}};
   };
@@ -339,6 +339,7 @@ nlohmann::json runtime::runtime_stats() const {
     {"overload", to_string(cfg_.overload)},
     {"worker_idle", to_string(cfg_.idle)},
     {"stall_threshold_ms", cfg_.stall_threshold_ms},
+    {"stall_watchdog_sleeps", watchdog_ ? watchdog_->sleeps() : 0},
     {"latency_histograms", cfg_.latency_histograms},
     {"malloc_is_mimalloc", mimalloc},
     {"in_flight", in_flight()},
@@ -741,6 +742,10 @@ constexpr metric_info kRuntimeMetrics[] = {
   {"stall_threshold_ms", config, "ms",
    "an activation running this long is a stall (reported and counted, "
    "`handlers.*.stalls`); 0: stall report off"},
+  {"stall_watchdog_sleeps", counter, "",
+   "times the stall watchdog found no activation running for 20 scans in a "
+   "row and went to sleep until the next one began (an idle runtime wakes "
+   "it for nothing; 0 with the stall report off)"},
   {"latency_histograms", flag, "",
    "whether the latency histograms of `handlers.*.latency` are kept "
    "(configuration)"},
@@ -822,12 +827,14 @@ constexpr metric_info kHoldersMetrics[] = {
    "`top_n`)"},
   {"by_holder.{holder}.binaries", gauge, "",
    "live pool binaries attributed to `<holder>`"},
-  {"by_holder.{holder}.frozen_bytes", gauge, "bytes",
-   "bytes frozen in them (each datagram's length): what their slices can "
-   "view at most. Per-slice views are not tracked per binary (that would "
-   "cost an atomic on the binary for every slice copy), so this is the "
-   "honest upper bound of \"viewed\"; process-wide viewed bytes are "
-   "`binaries.viewed_bytes`"},
+  {"by_holder.{holder}.viewed_bytes", gauge, "bytes",
+   "bytes the live slices of those binaries view, summed per binary in its "
+   "reference word (runtime/slice.hpp; a byte viewed by two slices counts "
+   "twice; each binary's sum is kept modulo 2^32). Against `pinned_bytes`: "
+   "what the holder uses versus what it keeps out of the pools (a 10-byte "
+   "slice of a datagram kept in a 2 KiB slot: 10 viewed, 2048 pinned). "
+   "Slices of the same binaries held by others count here too: the binary "
+   "is attributed to its latest holder"},
   {"by_holder.{holder}.pinned_bytes", gauge, "bytes",
    "slot bytes they keep out of their pools"},
   {"by_holder.{holder}.oldest_age_ms", gauge, "ms",

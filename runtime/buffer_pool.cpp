@@ -46,7 +46,7 @@ binary_header* make_dedicated_binary(size_t capacity) noexcept {
   if (mem == nullptr)
     return nullptr;
   auto* hdr = new (mem) binary_header;
-  hdr->refs.store(1, std::memory_order_relaxed);
+  hdr->counts.store(detail::counts_of(1, 0), std::memory_order_relaxed);
   hdr->data = static_cast<std::byte*>(mem) + kDedicatedHeader;
   hdr->capacity = static_cast<uint32_t>(capacity);
   auto& c = dedicated_counters();
@@ -116,12 +116,20 @@ void mark_born(detail::binary_header* hdr) noexcept {
     hdr->born_ns.store(now_ns(), std::memory_order_relaxed);
 }
 
+// Adds `n` frozen bytes. Only the binary's one mutable_buffer writes `size`
+// (the census only reads it), so a load and a store do: no atomic add.
+void add_frozen(detail::binary_header* hdr, size_t n) noexcept {
+  hdr->size.store(hdr->size.load(std::memory_order_relaxed)
+                    + static_cast<uint32_t>(n),
+                  std::memory_order_relaxed);
+}
+
 } // namespace
 
 slice mutable_buffer::split_to(size_t n) noexcept {
   MAYFLY_ASSERT(hdr_ != nullptr && n <= capacity());
   mark_born(hdr_);
-  hdr_->size.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  add_frozen(hdr_, n);
   slice result{begin_, n, hdr_, slice::add_ref_tag{}};
   begin_ += n;
   return result;
@@ -130,7 +138,8 @@ slice mutable_buffer::split_to(size_t n) noexcept {
 slice mutable_buffer::freeze(size_t n) && noexcept {
   MAYFLY_ASSERT(hdr_ != nullptr && n <= capacity());
   mark_born(hdr_);
-  hdr_->size.fetch_add(static_cast<uint32_t>(n), std::memory_order_relaxed);
+  add_frozen(hdr_, n);
+  detail::change_view(hdr_, static_cast<int64_t>(n)); // the reference views n
   slice result{begin_, n, std::exchange(hdr_, nullptr), slice::adopt_ref_tag{}};
   begin_ = end_ = nullptr;
   return result;
@@ -171,8 +180,8 @@ mutable_buffer buffer_pool::try_acquire() noexcept {
   hdr->holder.store(0, std::memory_order_relaxed);
   hdr->flags.store(0, std::memory_order_relaxed);
   hdr->born_ns.store(0, std::memory_order_relaxed); // set by the first freeze
-  // Release: the census reads the fields above after seeing refs > 0.
-  hdr->refs.store(1, std::memory_order_release);
+  // Release: the census reads the fields above after seeing a count > 0.
+  hdr->counts.store(detail::counts_of(1, 0), std::memory_order_release);
   return mutable_buffer{hdr};
 }
 
@@ -199,7 +208,8 @@ binary_census buffer_pool::census(std::vector<holder_usage>* by_holder) const {
   auto now = now_ns();
   for (uint32_t i = 0; i < slots_->capacity(); ++i) {
     auto& h = headers_[i];
-    auto refs = h.refs.load(std::memory_order_acquire);
+    auto counts = h.counts.load(std::memory_order_acquire);
+    auto refs = detail::ref_count(counts);
     if (refs == 0)
       continue;
     auto born = h.born_ns.load(std::memory_order_relaxed);
@@ -224,7 +234,7 @@ binary_census buffer_pool::census(std::vector<holder_usage>* by_holder) const {
         by_holder->resize(holder + 1);
       auto& u = (*by_holder)[holder];
       ++u.binaries;
-      u.frozen_bytes += h.size.load(std::memory_order_relaxed);
+      u.viewed_bytes += detail::viewed_of(counts);
       u.pinned_bytes += h.capacity;
       u.oldest_age_ns = std::max(u.oldest_age_ns, age);
     }

@@ -66,7 +66,7 @@ public:
 
   ~mutable_buffer() {
     if (hdr_ != nullptr)
-      detail::drop_ref(hdr_);
+      detail::drop_ref(hdr_, 0); // a writable buffer's reference views 0
   }
 
   /// A dedicated buffer of `capacity` bytes (one mimalloc allocation,
@@ -88,13 +88,15 @@ public:
   }
 
   /// Freezes the first `n` writable bytes into a slice; the rest stays
-  /// writable in this buffer. O(1): a refcount increment plus the slice
-  /// accounting (relaxed adds on the calling thread's counter shard).
+  /// writable in this buffer. O(1): one atomic add on the binary's
+  /// reference word (a reference viewing `n`) plus the slice accounting
+  /// (relaxed adds on the calling thread's counter shard).
   /// @pre `n <= capacity()` and `*this`
   slice split_to(size_t n) noexcept;
 
   /// Freezes the first `n` writable bytes and gives up this handle (its
-  /// reference moves into the slice: no atomic). O(1).
+  /// reference moves into the slice, which now views `n`: one relaxed
+  /// atomic add on the binary's viewed sum). O(1).
   /// @pre `n <= capacity()` and `*this`
   slice freeze(size_t n) && noexcept;
 
@@ -139,10 +141,9 @@ struct binary_census {
 /// `binary_census`.
 struct holder_usage {
   uint64_t binaries = 0;     ///< live binaries
-  /// Bytes frozen in them (a datagram's length): what their slices can view
-  /// at most. Per-slice views are not tracked per binary (that would cost
-  /// an atomic on the binary per slice copy); this is the honest bound.
-  uint64_t frozen_bytes = 0;
+  /// Bytes their live slices view (each binary's viewed sum, see
+  /// runtime/slice.hpp; a slice viewing a byte twice counts it twice).
+  uint64_t viewed_bytes = 0;
   uint64_t pinned_bytes = 0; ///< slot bytes they keep out of the pool
   int64_t oldest_age_ns = 0; ///< age of the oldest since its first freeze
 };

@@ -14,19 +14,34 @@
 /// when the last slice drops, on whichever thread that happens.
 ///
 /// ```
-///   slice a ----+                        header (pool's array)
-///   slice b --+ |                        +-------------------+
-///             | +--> [....####.....] <---| refs = 3, size, ...|
-///   slice c --+----> [..........###]     +-------------------+
+///   slice a ----+                     header (pool's array)
+///   slice b --+ |                     +--------------------------+
+///             | +--> [....####.....] <| refs = 3, viewed = 10, ...|
+///   slice c --+----> [..........###]  +--------------------------+
 ///                    slot in the pool region
 /// ```
 ///
-/// - Copying a slice adds a reference (one atomic increment, plus two relaxed
+/// - Copying a slice adds a reference (one atomic add, plus two relaxed
 ///   adds for the slice accounting below); moving does not. Destroying or
-///   reassigning drops one (one atomic decrement plus the accounting; the last
+///   reassigning drops one (one atomic subtract plus the accounting; the last
 ///   one returns the slot).
-/// - Sub-slices (`slice`, `split_to`, `split_off`, `slice_ref`) share the
-///   binary: O(1), no copy, no allocation.
+/// - Sub-slices (`sub`, `split_to`, `split_off`, `slice_ref`) share the
+///   binary: O(1), no copy, no allocation. `advance` and `shrink` narrow a
+///   slice in place: one atomic add on the binary's header each.
+///
+/// Bytes viewed per binary: the header's reference word (`binary_header::
+/// counts`) holds the reference count in its low 32 bits and the sum of the
+/// lengths its references view in its high 32 bits, so a copy is still ONE
+/// `fetch_add(len << 32 | 1)` and a drop ONE `fetch_sub`; the last reference
+/// is the one that brings the low half to 0. A `sub(a, b)` is a new
+/// reference viewing `b - a`; `split_to`/`split_off` move bytes between two
+/// references of the same binary (the sum is unchanged: only the count
+/// grows); a `mutable_buffer`'s reference views 0 until it is frozen. The
+/// stats endpoint reads the sums per holder (`buffer_pool::census`). The sum
+/// is kept modulo 2^32: it is exact while the references' lengths add up to
+/// less than 4 GiB per binary (for a pool slot of S bytes: fewer than 2^32/S
+/// full-length references at once, 65536 for a 64 KiB jumbo slot); past
+/// that it wraps (reported as it is, never corrupting the count).
 /// - A slice can outlive every other handle, its pool's users included, but
 ///   not the pool itself (pools outlive all their binaries: the runtime
 ///   checks this at shutdown).
@@ -69,9 +84,13 @@ namespace detail {
 /// The control block of one binary. One per pool slot (in the pool's header
 /// array) or at the head of a dedicated allocation.
 struct binary_header {
-  /// Number of live references (slices plus at most one mutable_buffer).
-  std::atomic<uint32_t> refs{0};
-  /// Bytes frozen so far (statistics only).
+  /// Low 32 bits: number of live references (slices plus at most one
+  /// mutable_buffer). High 32 bits: the sum of the lengths those references
+  /// view, modulo 2^32 (statistics; see the file comment). Read with
+  /// `ref_count` and `viewed_of`.
+  std::atomic<uint64_t> counts{0};
+  /// Bytes frozen so far (statistics only). Written only by the binary's
+  /// `mutable_buffer` (one owner), read by the census.
   std::atomic<uint32_t> size{0};
   /// Steady-clock nanoseconds when the first bytes were frozen; 0 while
   /// nothing is (a writable buffer, not yet a binary). Statistics only.
@@ -109,15 +128,49 @@ void destroy_binary(binary_header* hdr) noexcept;
 /// null when the allocator refuses. One call to mimalloc.
 binary_header* make_dedicated_binary(size_t capacity) noexcept;
 
-inline void add_ref(binary_header* hdr) noexcept {
-  hdr->refs.fetch_add(1, std::memory_order_relaxed);
+/// The reference count in a `binary_header::counts` word.
+constexpr uint32_t ref_count(uint64_t counts) noexcept {
+  return static_cast<uint32_t>(counts);
 }
 
-inline void drop_ref(binary_header* hdr) noexcept {
+/// The viewed-bytes sum (modulo 2^32) in a `binary_header::counts` word.
+constexpr uint32_t viewed_of(uint64_t counts) noexcept {
+  return static_cast<uint32_t>(counts >> 32);
+}
+
+/// A `counts` word (or an addend to one): `refs` references viewing
+/// `viewed` bytes. Lengths are below 2^32 (a binary's capacity is).
+constexpr uint64_t counts_of(uint32_t refs, uint64_t viewed) noexcept {
+  return viewed << 32 | refs;
+}
+
+/// Adds a reference viewing `viewed` bytes: one relaxed atomic add.
+inline void add_ref(binary_header* hdr, uint64_t viewed) noexcept {
+  hdr->counts.fetch_add(counts_of(1, viewed), std::memory_order_relaxed);
+}
+
+/// Drops a reference viewing `viewed` bytes: one atomic subtract; the last
+/// reference (the count's low half reaching 0) destroys the binary. The low
+/// half never borrows from the high one (the count is >= 1 before), and the
+/// high half wraps modulo 2^32 on its own.
+inline void drop_ref(binary_header* hdr, uint64_t viewed) noexcept {
   // acq_rel: the last owner must see every write made through other
   // references before the slot is reused.
-  if (hdr->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+  auto before
+    = hdr->counts.fetch_sub(counts_of(1, viewed), std::memory_order_acq_rel);
+  if (ref_count(before) == 1) {
+    // The last reference views what remains of the sum: any other value is
+    // an accounting bug in the slice operations.
+    MAYFLY_ASSERT(viewed_of(before) == static_cast<uint32_t>(viewed));
     destroy_binary(hdr);
+  }
+}
+
+/// A reference of `hdr` now views `delta` more bytes (negative: fewer). One
+/// relaxed atomic add on the high half; the count is untouched.
+inline void change_view(binary_header* hdr, int64_t delta) noexcept {
+  hdr->counts.fetch_add(static_cast<uint64_t>(delta) << 32,
+                        std::memory_order_relaxed);
 }
 
 /// Process-wide slice accounting (see `slice::live_count()`): live slices
@@ -159,7 +212,7 @@ public:
   slice(const slice& other) noexcept
     : data_(other.data_), size_(other.size_), owner_(other.owner_) {
     if (owner_ != nullptr) {
-      detail::add_ref(owner_);
+      detail::add_ref(owner_, size_);
       detail::count_slice(1, size_);
     }
   }
@@ -192,7 +245,7 @@ public:
   void reset() noexcept {
     if (owner_ != nullptr) {
       detail::count_slice(-1, -static_cast<int64_t>(size_));
-      detail::drop_ref(std::exchange(owner_, nullptr));
+      detail::drop_ref(std::exchange(owner_, nullptr), size_);
     }
     data_ = nullptr;
     size_ = 0;
@@ -237,7 +290,17 @@ public:
   /// References on the binary right now (0 when ownerless). For tests and
   /// statistics; stale as soon as another thread copies or drops one.
   uint32_t use_count() const noexcept {
-    return owner_ ? owner_->refs.load(std::memory_order_relaxed) : 0;
+    return owner_ ? detail::ref_count(
+                      owner_->counts.load(std::memory_order_relaxed))
+                  : 0;
+  }
+
+  /// Bytes all references of the binary view right now, modulo 2^32 (0 when
+  /// ownerless). For tests and statistics; stale like `use_count`.
+  uint32_t binary_viewed_bytes() const noexcept {
+    return owner_ ? detail::viewed_of(
+                      owner_->counts.load(std::memory_order_relaxed))
+                  : 0;
   }
 
   /// Bytes this slice keeps alive: the capacity of its whole binary.
@@ -284,20 +347,24 @@ public:
   }
 
   /// Removes and returns the first `at` bytes; this slice keeps the rest.
+  /// The binary's viewed sum is unchanged (bytes move between two
+  /// references): one atomic add for the new reference.
   /// @pre `at <= size()`
   slice split_to(size_t at) noexcept {
     MAYFLY_ASSERT(at <= size_);
-    slice head = sub(0, at);
-    advance(at);
+    slice head{data_, at, owner_, split_tag{}};
+    data_ += at;
+    size_ -= static_cast<uint32_t>(at);
     return head;
   }
 
   /// Removes and returns the bytes from `at` on; this slice keeps [0, at).
+  /// Viewed sum unchanged, as `split_to`.
   /// @pre `at <= size()`
   slice split_off(size_t at) noexcept {
     MAYFLY_ASSERT(at <= size_);
-    slice tail = sub(at, size_);
-    shrink(at);
+    slice tail{data_ + at, size_ - at, owner_, split_tag{}};
+    size_ = static_cast<uint32_t>(at);
     return tail;
   }
 
@@ -319,14 +386,16 @@ public:
     return p >= data_ && p + part.size() <= data_ + size_;
   }
 
-  /// Drops the first `n` bytes from the view. @pre `n <= size()`
+  /// Drops the first `n` bytes from the view: one atomic add on the
+  /// binary's viewed sum. @pre `n <= size()`
   void advance(size_t n) noexcept {
     MAYFLY_ASSERT(n <= size_);
     data_ += n;
     set_size(size_ - n);
   }
 
-  /// Keeps only the first `n` bytes. @pre `n <= size()`
+  /// Keeps only the first `n` bytes (one atomic add, as `advance`).
+  /// @pre `n <= size()`
   void shrink(size_t n) noexcept {
     MAYFLY_ASSERT(n <= size_);
     set_size(n);
@@ -352,14 +421,19 @@ public:
 private:
   friend class mutable_buffer;
 
+  // A new reference viewing `size` bytes (counted on the binary).
   struct add_ref_tag {};
+  // Takes over a reference that already views `size` bytes.
   struct adopt_ref_tag {};
+  // A new reference whose `size` bytes the caller takes from another
+  // reference of the same binary: count + 1, viewed sum unchanged.
+  struct split_tag {};
 
   slice(const std::byte* data, size_t size, detail::binary_header* owner,
         add_ref_tag) noexcept
     : data_(data), size_(static_cast<uint32_t>(size)), owner_(owner) {
     if (owner_ != nullptr) {
-      detail::add_ref(owner_);
+      detail::add_ref(owner_, size_);
       detail::count_slice(1, size_);
     }
   }
@@ -371,9 +445,21 @@ private:
       detail::count_slice(1, size_);
   }
 
+  slice(const std::byte* data, size_t size, detail::binary_header* owner,
+        split_tag) noexcept
+    : data_(data), size_(static_cast<uint32_t>(size)), owner_(owner) {
+    if (owner_ != nullptr) {
+      detail::add_ref(owner_, 0);
+      detail::count_slice(1, 0);
+    }
+  }
+
   void set_size(size_t n) noexcept {
-    if (owner_ != nullptr)
-      detail::count_slice(0, static_cast<int64_t>(n) - size_);
+    if (owner_ != nullptr) {
+      auto delta = static_cast<int64_t>(n) - size_;
+      detail::change_view(owner_, delta);
+      detail::count_slice(0, delta);
+    }
     size_ = static_cast<uint32_t>(n);
   }
 

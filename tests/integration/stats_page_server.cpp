@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,11 +116,21 @@ int main(int argc, char** argv) {
   // scratch area of varying size) so that the arena chart has data; odd
   // sizes are answered with the copy (packed into send buffers: the send
   // buffer chart), even ones zero-copy. Each payload also goes to a
-  // long-lived keeper (the holder table).
+  // long-lived keeper (the holder table). Once a second one activation
+  // sleeps past the stall threshold (the stall chart and table).
   auto kept = rt.spawn(keeper, 0);
   rt.mark_long_lived(kept, "page keeper");
-  auto& echo = rt.add_handler("echo", [kept](handler_context& ctx,
-                                             const datagram& d) {
+  auto last_stall = std::make_shared<std::atomic<int64_t>>(0);
+  auto stall = std::chrono::milliseconds(cfg.stall_threshold_ms + 5);
+  auto& echo = rt.add_handler("echo", [kept, last_stall, stall](
+                                        handler_context& ctx,
+                                        const datagram& d) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now().time_since_epoch())
+                 .count();
+    auto last = last_stall->load();
+    if (now - last >= 1000 && last_stall->compare_exchange_strong(last, now))
+      std::this_thread::sleep_for(stall);
     auto copy = ctx.arena().copy(d.payload.view());
     [[maybe_unused]] auto* scratch
       = ctx.arena().try_allocate(64 + copy.size() * (copy.size() % 4));

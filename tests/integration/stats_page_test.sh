@@ -9,8 +9,9 @@
 # polled /stats several times without error, drew every chart, showed the
 # runtime running and a datagram rate above zero, and that the charts of
 # "Where the time goes" (the three latency histograms per handler type and
-# the stalls) filled with points while the traffic ran, and that the holder
-# table filled (with the server's long-lived keeper). Then takes a screenshot
+# the stalls) filled with points while the traffic ran, that the stall table
+# lists the handler type with its stalls (the server stalls once a second),
+# and that the holder table filled (with the server's long-lived keeper). Then takes a screenshot
 # (OUTDIR/stats_page.png, for a human to look at) and stops the server, whose
 # exit status says whether the runtime's balances were zero. Everything stays
 # on loopback; every wait is bounded. tools/test-all.sh installs chromium and
@@ -106,12 +107,30 @@ for chart in lat-receive lat-run lat-send stalls; do
   [[ $p -ge 2 ]] || fail "chart $chart has $p points (want >= 2)"
 done
 grep -q '<canvas' "$out/dom.html" || fail "no canvas in the page"
+# The number in attribute $3 of table <section id="$2"> (0 if absent).
+table_attr() {
+  grep -o "<section[^>]*id=\"$2\"[^>]*>" "$1" | grep -o "$3=\"[0-9]*\"" |
+    grep -o '[0-9][0-9]*' || echo 0
+}
+# The stall table: per handler type, stalls, reported while running and the
+# longest (handlers.*.stalls, stall_reports, stall_max_us).
+grep -q '<section[^>]*id="stalls-table"' "$out/dom.html" ||
+  fail "no stall table on the page"
+srows=$(table_attr "$out/dom.html" stalls-table data-rows)
+scount=$(table_attr "$out/dom.html" stalls-table data-stalls)
+echo "stall table: $srows rows, $scount stalls"
+[[ $srows -ge 1 ]] || fail "stall table has $srows rows (want >= 1)"
+[[ $scount -ge 1 ]] || fail "stall table shows $scount stalls (want >= 1)"
+grep -q '<th>reported while running</th><th>longest</th>' "$out/dom.html" ||
+  fail "stall table lacks its reported/longest columns"
+grep -q 'threshold [0-9][0-9]* ms' "$out/dom.html" ||
+  fail "stall table does not show the threshold"
 # The holder table (issue 17): filled while the traffic runs, with the
 # server's long-lived keeper among its rows.
-holders=$(grep -o '<section[^>]*id="holders"[^>]*>' "$out/dom.html" || true)
-[[ -n $holders ]] || fail "no holder table on the page"
-rows=$(grep -o 'data-rows="[0-9]*"' <<<"$holders" | grep -o '[0-9][0-9]*' || echo 0)
-filled=$(grep -o 'data-filled="[0-9]*"' <<<"$holders" | grep -o '[0-9][0-9]*' || echo 0)
+grep -q '<section[^>]*id="holders"' "$out/dom.html" ||
+  fail "no holder table on the page"
+rows=$(table_attr "$out/dom.html" holders data-rows)
+filled=$(table_attr "$out/dom.html" holders data-filled)
 echo "holder table: $rows rows, filled $filled times"
 [[ $rows -ge 1 ]] || fail "holder table has $rows rows (want >= 1)"
 [[ $filled -ge 2 ]] || fail "holder table filled $filled times (want >= 2)"

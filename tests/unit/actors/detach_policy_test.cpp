@@ -407,7 +407,9 @@ TEST_F(DetachSend, OffTheHolderShowsInTheTopHolders) {
   auto& top = holders["by_holder"]["keeper"];
   EXPECT_EQ(top["binaries"], 3) << holders.dump();
   EXPECT_EQ(top["pinned_bytes"], 3 * 2048) << holders.dump();
-  EXPECT_EQ(top["frozen_bytes"], 20 + 4 + 4) << holders.dump();
+  // Viewed: the keeper's three 4-byte slices (the handlers' datagrams are
+  // gone), not the 28 bytes received.
+  EXPECT_EQ(top["viewed_bytes"], 3 * 4) << holders.dump();
   EXPECT_GE(top["oldest_age_ms"].get<double>(), 0.0) << holders.dump();
   // Beyond top_n: summed as "(other)", never named.
   EXPECT_FALSE(holders["by_holder"].contains("cache")) << holders.dump();

@@ -51,9 +51,11 @@ caf::behavior keeper(caf::event_based_actor*, int,
 
 class HoldersOverLoopback : public ::testing::Test {
 protected:
-  // `detach`: the runtime's policy. Handler "fwd" sends the first 8 bytes
-  // of each datagram to the long-lived "keeper" and replies "ok".
-  void start(detach_config detach, uint32_t top_holders) {
+  // `detach`: the runtime's policy. Handler "fwd" sends the first
+  // `kept_bytes` bytes of each datagram to the long-lived "keeper" and
+  // replies "ok".
+  void start(detach_config detach, uint32_t top_holders,
+             size_t kept_bytes = 8) {
     auto cfg = test::small_runtime_config();
     cfg.detach = detach;
     cfg.top_holders = top_holders;
@@ -62,9 +64,9 @@ protected:
     rt = std::move(*made);
     auto k = rt->spawn(keeper, 0, kept);
     ASSERT_NE(rt->mark_long_lived(k, "keeper"), 0u);
-    auto& h = rt->add_handler("fwd", [k](handler_context& ctx,
-                                         const datagram& d) {
-      ctx.send(k, d.payload.sub(0, 8));
+    auto& h = rt->add_handler("fwd", [k, kept_bytes](handler_context& ctx,
+                                                     const datagram& d) {
+      ctx.send(k, d.payload.sub(0, kept_bytes));
       ctx.reply(std::string_view{"ok"});
     });
     udp = test::open_udp_on_loopback(*rt, h);
@@ -78,13 +80,13 @@ protected:
     test::stop_and_expect_balanced(rt);
   }
 
-  // Sends `n` datagrams of 100 bytes, each answered, then waits until the
-  // keeper holds them all and no handler is in flight.
-  void send_datagrams(int n) {
+  // Sends `n` datagrams of `size` bytes, each answered, then waits until
+  // the keeper holds them all and no handler is in flight.
+  void send_datagrams(int n, size_t size = 100) {
     test::udp_client client{udp->local_address()};
     for (int i = 0; i < n; ++i) {
       std::string d = "key." + std::to_string(1000 + i);
-      d.resize(100, '.');
+      d.resize(size, '.');
       ASSERT_TRUE(client.send(d));
       ASSERT_TRUE(client.receive()) << "no reply to datagram " << i;
     }
@@ -164,7 +166,8 @@ TEST_F(HoldersOverLoopback, PolicyOffTheKeeperLeadsTheTopHolders) {
   auto slot = s["pools"]["standard"]["slot_size"].get<int64_t>();
   auto& keeper = s["holders"]["by_holder"]["keeper"];
   EXPECT_EQ(keeper["pinned_bytes"], 20 * slot) << s.dump();
-  EXPECT_EQ(keeper["frozen_bytes"], 20 * 100) << s.dump();
+  // Viewed: the keeper's 8-byte slices, not the 100-byte datagrams.
+  EXPECT_EQ(keeper["viewed_bytes"], 20 * 8) << s.dump();
   EXPECT_GT(keeper["oldest_age_ms"].get<double>(), 0.0) << s.dump();
   // top_n = 1: at most one name plus "(other)".
   EXPECT_LE(s["holders"]["by_holder"].size(), 2u) << s.dump();
@@ -182,7 +185,8 @@ TEST_F(HoldersOverLoopback, PolicyOffTheKeeperLeadsTheTopHolders) {
   EXPECT_EQ(m.series["mayfly_holders_by_holder_binaries" + k], 20);
   EXPECT_EQ(m.series["mayfly_holders_by_holder_pinned_bytes" + k],
             static_cast<double>(20 * slot));
-  EXPECT_EQ(m.series["mayfly_holders_by_holder_frozen_bytes" + k], 2000);
+  EXPECT_EQ(m.series["mayfly_holders_by_holder_viewed_bytes" + k], 160);
+  EXPECT_EQ(m.types["mayfly_holders_by_holder_viewed_bytes"], "gauge");
   EXPECT_GT(m.series["mayfly_holders_by_holder_oldest_age_seconds" + k], 0);
   EXPECT_EQ(m.types["mayfly_holders_by_holder_pinned_bytes"], "gauge");
   EXPECT_EQ(m.series["mayfly_detach_sent_as_is_total"], 20);
@@ -193,6 +197,34 @@ TEST_F(HoldersOverLoopback, PolicyOffTheKeeperLeadsTheTopHolders) {
       ++holder_series;
   EXPECT_GE(holder_series, 1u);
   EXPECT_LE(holder_series, 2u);
+}
+
+// The bytes a holder uses against the bytes it keeps: a 10-byte slice of
+// each 1000-byte datagram, kept by a long-lived actor as it is (policy
+// off), views 10 bytes and pins a whole slot.
+TEST_F(HoldersOverLoopback, ViewedBytesAreTheKeptSlicesNotTheDatagrams) {
+  detach_config off;
+  off.enabled = false;
+  start(off, 10, 10);
+  send_datagrams(5, 1000);
+  json s;
+  ASSERT_TRUE(test::eventually([&] {
+    s = stats_json();
+    return !s.is_discarded()
+           && s["holders"]["by_holder"].contains("keeper")
+           && s["holders"]["by_holder"]["keeper"]["binaries"] == 5;
+  })) << s.dump();
+  auto slot = s["pools"]["standard"]["slot_size"].get<int64_t>();
+  auto& keeper = s["holders"]["by_holder"]["keeper"];
+  EXPECT_EQ(keeper["viewed_bytes"], 5 * 10) << s.dump();
+  EXPECT_EQ(keeper["pinned_bytes"], 5 * slot) << s.dump();
+  // Frozen: the datagrams' 1000 bytes each, still in the pool's census.
+  EXPECT_GE(s["pools"]["standard"]["binaries"]["live_bytes"].get<int64_t>(),
+            5 * 1000)
+    << s.dump();
+  auto m = metrics();
+  EXPECT_EQ(m.series["mayfly_holders_by_holder_viewed_bytes{holder=\"keeper\"}"],
+            50);
 }
 
 } // namespace

@@ -191,6 +191,25 @@ TEST_F(Timing, StallOnAWorkerIsReportedWhileRunningAndCountedAfter) {
   EXPECT_EQ(log.matching("mayfly-io").size(), 0u);
 }
 
+// The watchdog sleeps (no timeout) once nothing has run for a while; the
+// first activation after the idle period wakes it, so a stall is still
+// reported while it runs.
+TEST_F(Timing, StallAfterALongIdlePeriodIsStillReported) {
+  start(test::small_runtime_config(), "slow", slow_handler(),
+        handler_start::io_thread);
+  auto sleeps = [&] {
+    return rt->collect_stats()["runtime"]["stall_watchdog_sleeps"]
+      .get<int64_t>();
+  };
+  ASSERT_TRUE(test::eventually([&] { return sleeps() >= 1; }))
+    << "the watchdog never went to sleep on an idle runtime";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300)); // stays idle
+  EXPECT_EQ(sleeps(), 1) << "woke with nothing running";
+  expect_stall_reported_and_counted("mayfly-io");
+  // Idle again: back to sleep.
+  EXPECT_TRUE(test::eventually([&] { return sleeps() >= 2; }));
+}
+
 TEST_F(Timing, FastHandlerIsNeverReported) {
   auto cfg = test::small_runtime_config();
   // Far above any echo, even descheduled on a loaded 2-core machine: the
