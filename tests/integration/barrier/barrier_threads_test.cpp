@@ -22,7 +22,7 @@
 
 #include <mayfly/mayfly.hpp>
 #include "tests/support/small_runtime.hpp"
-#include "tests/unit/net/udp_client.hpp"
+#include "tests/support/net_clients.hpp"
 
 namespace {
 
