@@ -56,7 +56,7 @@ run_preset ci || status=1
 # `build.<target>` fixture (tests/integration/CMakeLists.txt,
 # mayfly_test_runs); the wire and serve tests depend on theirs.
 run_preset release mayfly_runtime_tests mayfly_actors_tests mayfly_net_tests \
-  mayfly_dns_tests || status=1
+  mayfly_dns_tests mayfly_tally_tests || status=1
 # TSan: the memory layer only (Debian's CAF is not instrumented).
 echo "=== tsan: configure and build"
 cmake --preset tsan >/dev/null

@@ -27,6 +27,7 @@
 #include <gtest/gtest.h>
 
 #include <mayfly/actors/address.hpp>
+#include "tests/support/subprocess.hpp"
 
 namespace {
 
@@ -34,125 +35,7 @@ using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
 // A program run as a subprocess; stdout and stderr go to files.
-class child {
-public:
-  child(const std::string& program, const std::vector<std::string>& args,
-        const std::vector<std::string>& env = {}) {
-    static int counter = 0;
-    auto stem = ::testing::TempDir() + "mayfly-serve-" + std::to_string(::getpid())
-                + "-" + std::to_string(counter++);
-    out_path_ = stem + ".out";
-    err_path_ = stem + ".err";
-    // Everything the child needs is made before fork().
-    std::vector<char*> argv{const_cast<char*>(program.c_str())};
-    for (auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<std::string> env_text;
-    for (char** e = environ; *e != nullptr; ++e)
-      env_text.emplace_back(*e);
-    for (auto& e : env)
-      env_text.push_back(e);
-    std::vector<char*> envp;
-    for (auto& e : env_text)
-      envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (out >= 0)
-        ::dup2(out, 1);
-      if (err >= 0)
-        ::dup2(err, 2);
-      ::execve(program.c_str(), argv.data(), envp.data());
-      ::_exit(127);
-    }
-  }
-
-  ~child() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    std::remove(out_path_.c_str());
-    std::remove(err_path_.c_str());
-  }
-
-  child(const child&) = delete;
-  child& operator=(const child&) = delete;
-
-  /// Waits up to `limit` for the exit; the exit status, or -1 if the child
-  /// died of a signal or did not exit in time (it is killed then).
-  int wait(std::chrono::milliseconds limit) {
-    auto deadline = steady::now() + limit;
-    while (!exited_ && steady::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        status_ = status;
-        break;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    if (!exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status_, 0);
-      exited_ = true;
-      return -1;
-    }
-    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-  }
-
-  bool alive() {
-    if (exited_)
-      return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = status;
-    }
-    return !exited_;
-  }
-
-  void signal(int sig) {
-    ::kill(pid_, sig);
-  }
-
-  std::string out() const {
-    return read(out_path_);
-  }
-
-  std::string err() const {
-    return read(err_path_);
-  }
-
-  /// Waits up to 20 s (a sanitizer build starts slowly) until `what`
-  /// appears in stdout (`in_err`: stderr).
-  bool wait_for(const std::string& what, bool in_err = false) {
-    auto deadline = steady::now() + 20s;
-    while (steady::now() < deadline && alive()) {
-      if ((in_err ? err() : out()).find(what) != std::string::npos)
-        return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return (in_err ? err() : out()).find(what) != std::string::npos;
-  }
-
-private:
-  static std::string read(const std::string& path) {
-    std::ifstream f{path};
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
-  std::string out_path_;
-  std::string err_path_;
-};
+using child = mayfly::test::subprocess;
 
 struct bad_run {
   const char* program;

@@ -28,8 +28,8 @@ protected:
       std::vector<std::string>{"--port", "0", "--stats", "127.0.0.1:0",
                                "--config", config_});
     ASSERT_TRUE(proc_->started())
-      << "stdout: " << proc_->stdout_text()
-      << "\nstderr: " << proc_->stderr_text();
+      << "stdout: " << proc_->out()
+      << "\nstderr: " << proc_->err();
     client_ = std::make_unique<client>(proc_->udp());
     before_ = udp_section(get_stats(proc_->stats()));
   }

@@ -39,8 +39,8 @@ protected:
                                "--config", config_, "--aggregators", "2",
                                "--pin", pin(), "--max-keys", max_keys()});
     ASSERT_TRUE(proc_->started())
-      << "stdout: " << proc_->stdout_text()
-      << "\nstderr: " << proc_->stderr_text();
+      << "stdout: " << proc_->out()
+      << "\nstderr: " << proc_->err();
     client_ = std::make_unique<client>(proc_->udp(), 5000);
   }
 

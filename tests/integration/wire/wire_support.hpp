@@ -28,6 +28,7 @@
 
 #include <mayfly/actors/address.hpp>
 #include "tests/support/net_clients.hpp"
+#include "tests/support/subprocess.hpp"
 
 namespace wire {
 
@@ -140,49 +141,16 @@ public:
 };
 
 /// An example program run as a subprocess: `--port 0 --stats 127.0.0.1:0`,
-/// addresses read from what it prints on stdout; stderr kept in a file.
-class subprocess {
+/// addresses read from what it prints on stdout (for at most 20 s).
+class subprocess : public mayfly::test::subprocess {
 public:
-  subprocess(const std::string& program, std::vector<std::string> args) {
-    err_path_ = ::testing::TempDir() + "mayfly-wire-stderr-"
-                + std::to_string(::getpid()) + "-"
-                + std::to_string(counter()++) + ".txt";
-    // Everything the child needs is made before fork(): after it, the
-    // child only calls async-signal-safe functions.
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(program.c_str()));
-    for (auto& a : args)
-      argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0)
-      return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (err >= 0)
-        ::dup2(err, 2);
-      ::execv(program.c_str(), argv.data());
-      ::_exit(127);
+  subprocess(const std::string& program, const std::vector<std::string>& args)
+    : mayfly::test::subprocess(program, args) {
+    if (wait_for("statistics on http://")) {
+      udp_ = find_address("listening on udp ", " ");
+      stats_ = find_address("statistics on http://", "/");
     }
-    ::close(out[1]);
-    out_ = out[0];
-    read_addresses();
   }
-
-  ~subprocess() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (out_ >= 0)
-      ::close(out_);
-    std::remove(err_path_.c_str());
-  }
-
-  subprocess(const subprocess&) = delete;
-  subprocess& operator=(const subprocess&) = delete;
 
   bool started() const {
     return udp_.has_value() && stats_.has_value();
@@ -196,92 +164,30 @@ public:
     return *stats_;
   }
 
-  /// Whether the process still runs.
-  bool alive() {
-    if (exited_)
-      return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      status_ = status;
-      return false;
-    }
-    return true;
-  }
-
   /// SIGTERM, then waits up to 20 s for a graceful exit. The exit code, or
   /// -1 if it did not exit (it is killed then) or died of a signal.
   int terminate() {
-    if (alive())
-      ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 200 && alive(); ++i)
-      std::this_thread::sleep_for(100ms);
-    if (alive()) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status_, 0);
-      exited_ = true;
-      return -1;
-    }
-    return WIFEXITED(status_) ? WEXITSTATUS(status_) : -1;
-  }
-
-  /// What the program wrote to stderr so far.
-  std::string stderr_text() const {
-    std::ifstream f{err_path_};
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
-
-  const std::string& stdout_text() const {
-    return out_text_;
+    signal(SIGTERM);
+    return wait(20s);
   }
 
 private:
-  static int& counter() {
-    static int n = 0;
-    return n;
-  }
-
-  // Reads stdout until both "listening on udp A" and "statistics on
-  // http://A/" were printed, for at most 20 s (an ASan build starts slowly).
-  void read_addresses() {
-    auto deadline = steady::now() + 20s;
-    char buf[4096];
-    while (!(udp_ && stats_) && steady::now() < deadline) {
-      pollfd p{out_, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0)
-        continue;
-      auto n = ::read(out_, buf, sizeof(buf));
-      if (n <= 0)
-        break;
-      out_text_.append(buf, static_cast<size_t>(n));
-      udp_ = find_address("listening on udp ", " ");
-      stats_ = find_address("statistics on http://", "/");
-    }
-  }
-
   std::optional<mayfly::udp_address> find_address(const std::string& before,
                                                    const std::string& end) {
-    auto at = out_text_.find(before);
+    auto text = out();
+    auto at = text.find(before);
     if (at == std::string::npos)
       return std::nullopt;
     at += before.size();
-    auto stop = out_text_.find(end, at);
+    auto stop = text.find(end, at);
     if (stop == std::string::npos)
       return std::nullopt;
-    auto parsed = mayfly::udp_address::parse(out_text_.substr(at, stop - at));
+    auto parsed = mayfly::udp_address::parse(text.substr(at, stop - at));
     if (!parsed)
       return std::nullopt;
     return *parsed;
   }
 
-  pid_t pid_ = -1;
-  int out_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
-  std::string err_path_;
-  std::string out_text_;
   std::optional<mayfly::udp_address> udp_;
   std::optional<mayfly::udp_address> stats_;
 };
@@ -289,10 +195,10 @@ private:
 /// The end of a wire test's program: SIGTERM, then a graceful exit (0)
 /// that logged a zero balance.
 inline void expect_clean_stop(subprocess& proc) {
-  EXPECT_EQ(proc.terminate(), 0) << proc.stderr_text();
-  EXPECT_NE(proc.stderr_text().find("balance after stop: all zero"),
+  EXPECT_EQ(proc.terminate(), 0) << proc.err();
+  EXPECT_NE(proc.err().find("balance after stop: all zero"),
             std::string::npos)
-    << proc.stderr_text();
+    << proc.err();
 }
 
 /// Random bytes of length `n` from a fixed seed (repeatable).
