@@ -185,17 +185,16 @@ void detach_policy::prepare(uint32_t tag, slice_batch& b) noexcept {
 }
 
 nlohmann::json detach_policy::stats() const {
-  return {
+  nlohmann::json out = {
     {"enabled", cfg_.enabled},
     {"max_slice_bytes", cfg_.max_slice_bytes},
     {"min_binary_bytes", cfg_.min_binary_bytes},
     {"long_lived", marked()},
-    {"slices_detached", count(slices_detached)},
-    {"bytes_copied", count(bytes_copied)},
-    {"detach_failures", count(detach_failures)},
-    {"sent_as_is", count(sent_as_is)},
-    {"mark_refused", count(mark_refused)},
   };
+#define MAYFLY_X(name, kind, unit, help) out[#name] = count(name);
+  MAYFLY_DETACH_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  return out;
 }
 
 } // namespace mayfly

@@ -66,6 +66,24 @@ namespace mayfly {
 struct key_batch;
 struct slice_batch;
 
+// X(name, kind, unit, help): the counters of the detach policy, declared
+// once. The enum `detach_policy::counter`, their keys in
+// `detach_policy::stats()` and their descriptions (`detach_metrics`:
+// Prometheus TYPE/HELP, the docs/stats.md table "detach") are derived from
+// it. Any thread bumps them (sharded counters).
+#define MAYFLY_DETACH_COUNTERS(X)                                              \
+  X(slices_detached, counter, "", "slices (a `key_batch`'s keys: one) copied " \
+    "out on their way to a long-lived actor")                                  \
+  X(bytes_copied, counter, "bytes", "bytes those copies hold (one dedicated "  \
+    "binary each: `binaries.dedicated_*`)")                                    \
+  X(detach_failures, counter, "", "copies the allocator refused; the "         \
+    "original was sent as it is")                                              \
+  X(sent_as_is, counter, "", "slices (batches: one) sent to long-lived "       \
+    "actors without a copy: the rule did not apply (or the policy is off); "   \
+    "their binaries are attributed to the actor in `holders`")                 \
+  X(mark_refused, counter, "", "`mark_long_lived` calls refused because 512 "  \
+    "actors were marked already")
+
 /// Which actors are long-lived, and what to do with slices sent to them.
 /// Owned by the runtime (shared with the exit hooks of marked actors, so
 /// that an actor outliving the runtime unmarks itself safely). See file
@@ -151,13 +169,11 @@ public:
 
   // -- statistics ---------------------------------------------------------------
 
-  /// Counter ids of `count()`.
+  /// Counter ids of `count()`, from `MAYFLY_DETACH_COUNTERS`.
   enum counter : size_t {
-    slices_detached, ///< slices (or batch keys) copied out
-    bytes_copied,    ///< bytes those copies hold
-    detach_failures, ///< copies the allocator refused (original sent)
-    sent_as_is,      ///< slices sent to long-lived actors not copied out
-    mark_refused,    ///< `mark` calls refused: the table was full
+#define MAYFLY_X(name, kind, unit, help) name,
+    MAYFLY_DETACH_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
     num_counters,
   };
 

@@ -130,25 +130,12 @@ void handler_type::record_stall(int64_t ns) noexcept {
 
 nlohmann::json handler_type::stats() const {
   auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1e3; };
-  return {
-    {"spawned", count(spawned)},
+  nlohmann::json out = {
     {"finished",
      count(exited) - count(failed) - count(killed) - count(timed_out)},
-    {"failed", count(failed)},
-    {"killed", count(killed)},
-    {"timed_out", count(timed_out)},
     {"in_flight", in_flight()},
     {"peak_in_flight", peak_in_flight()},
     {"max_in_flight", options_.max_in_flight},
-    {"rejected", count(rejected)},
-    {"no_arena", count(no_arena)},
-    {"source_limited", count(source_limited)},
-    {"lingered", count(lingered)},
-    {"replies", count(replies)},
-    {"reply_drops", count(reply_drops)},
-    {"ask_errors", count(ask_errors)},
-    {"stalls", count(stalls)},
-    {"stall_reports", count(stall_reports)},
     {"stall_max_us", us(static_cast<uint64_t>(stall_max_ns()))},
     {"latency",
      {{"receive_to_start", latencies_[receive_to_start].to_json()},
@@ -164,6 +151,10 @@ nlohmann::json handler_type::stats() const {
       {"bytes_max", arena_bytes_.max()},
       {"overflow_blocks", count(overflow_blocks)}}},
   };
+#define MAYFLY_X(name, kind, unit, help) out[#name] = count(name);
+  MAYFLY_HANDLER_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  return out;
 }
 
 // -- handler_context ---------------------------------------------------------------
@@ -340,48 +331,15 @@ namespace {
 using enum metric_kind;
 
 constexpr metric_info kHandlerMetrics[] = {
-  {"spawned", counter, "", "handlers started"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_HANDLER_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   {"finished", counter, "", "handlers that ended normally"},
-  {"failed", counter, "", "handlers ended by an exception"},
-  {"killed", counter, "",
-   "handlers ended by an exit message (e.g. past the shutdown deadline)"},
-  {"timed_out", counter, "",
-   "handlers ended by a request of theirs that timed out without an error "
-   "handler"},
   {"in_flight", gauge, "", "handlers alive now"},
   {"peak_in_flight", peak, "",
    "highest `in_flight` observed (sampled when credits are reclaimed and "
    "when statistics are read)"},
   {"max_in_flight", config, "", "this type's in-flight bound"},
-  {"rejected", counter, "",
-   "datagrams dropped under `overload: drop` because the in-flight bound "
-   "(`max_in_flight`) was reached"},
-  {"no_arena", counter, "",
-   "datagrams dropped under `overload: drop` because the arena pool had no "
-   "block left. With the defaults (2048 arena blocks, `max_in_flight` 4096) "
-   "the arena pool runs out first, so overload drops land here; under "
-   "`overload: pause` neither moves and the endpoint's `paused` does"},
-  {"source_limited", counter, "",
-   "datagrams refused by the per-source limit of this type "
-   "(`handler_options::source_limit`); the same datagrams as the endpoints' "
-   "`source_limit_drops`"},
-  {"lingered", counter, "",
-   "handlers that outlived their function (awaiting responses)"},
-  {"replies", counter, "", "replies handed to an endpoint"},
-  {"reply_drops", counter, "",
-   "replies the endpoint refused (queue full, no buffer, closed)"},
-  {"ask_errors", counter, "",
-   "`handler_context::ask`s answered by an error or not answered within the "
-   "type's `ask_timeout` (the handler then sent its `error_reply`, if any, "
-   "and ended)"},
-  {"stalls", counter, "",
-   "activations of this type that ran at least `runtime.stall_threshold_ms` "
-   "(counted when they end; each also logs `stall: handler 'x' on thread "
-   "'T' (index N) ran for D ms`)"},
-  {"stall_reports", counter, "",
-   "of those, the ones the watchdog reported while they were still running "
-   "(`stall: handler 'x' on thread 'T' (tid N, index I) running for D ms`), "
-   "once per activation"},
   {"stall_max_us", gauge, "us",
    "longest activation counted in `stalls` (0: none)"},
   {"latency.receive_to_start", histogram, "us",

@@ -173,28 +173,60 @@ struct handler_options {
   size_t max_arena_bytes = 0;
 };
 
+// X(name, kind, unit, help): the raw counters of a handler type, declared
+// once. The enum `handler_type::counter`, their keys in
+// `handler_type::stats()` and their descriptions (`handler_metrics`:
+// Prometheus TYPE/HELP, the docs/stats.md table "handlers") are derived from
+// it. Derived figures (`finished`, `in_flight`, latencies, ...) are written
+// out in handler.cpp.
+#define MAYFLY_HANDLER_COUNTERS(X)                                             \
+  X(spawned, counter, "", "handlers started")                                  \
+  X(failed, counter, "", "handlers ended by an exception")                     \
+  X(killed, counter, "", "handlers ended by an exit message (e.g. past the "   \
+    "shutdown deadline)")                                                      \
+  X(timed_out, counter, "", "handlers ended by a request of theirs that "      \
+    "timed out without an error handler")                                      \
+  X(rejected, counter, "", "datagrams dropped under `overload: drop` because " \
+    "the in-flight bound (`max_in_flight`) was reached")                       \
+  X(no_arena, counter, "", "datagrams dropped under `overload: drop` because " \
+    "the arena pool had no block left. With the defaults (2048 arena blocks, " \
+    "`max_in_flight` 4096) the arena pool runs out first, so overload drops "  \
+    "land here; under `overload: pause` neither moves and the endpoint's "     \
+    "`paused` does")                                                           \
+  X(source_limited, counter, "", "datagrams refused by the per-source limit "  \
+    "of this type (`handler_options::source_limit`); the same datagrams as "   \
+    "the endpoints' `source_limit_drops`")                                     \
+  X(lingered, counter, "", "handlers that outlived their function (awaiting " \
+    "responses)")                                                              \
+  X(replies, counter, "", "replies handed to an endpoint")                     \
+  X(reply_drops, counter, "", "replies the endpoint refused (queue full, no "  \
+    "buffer, closed)")                                                         \
+  X(ask_errors, counter, "", "`handler_context::ask`s answered by an error "  \
+    "or not answered within the type's `ask_timeout` (the handler then sent "  \
+    "its `error_reply`, if any, and ended)")                                   \
+  X(stalls, counter, "", "activations of this type that ran at least "         \
+    "`runtime.stall_threshold_ms` (counted when they end; each also logs "     \
+    "`stall: handler 'x' on thread 'T' (index N) ran for D ms`)")              \
+  X(stall_reports, counter, "", "of those, the ones the watchdog reported "    \
+    "while they were still running (`stall: handler 'x' on thread 'T' (tid "   \
+    "N, index I) running for D ms`), once per activation")
+
 /// A registered kind of handler: its function, in-flight bound and
 /// statistics. Owned by the runtime; lives as long as the runtime.
 /// Thread-safe.
 class handler_type {
 public:
-  /// Counter ids of `count()`.
+  /// Counter ids of `count()`: the counters of `MAYFLY_HANDLER_COUNTERS`
+  /// (each also a key of `stats()`), then the two that are not keys of
+  /// their own: `exited` (handlers terminated, any way; `stats()` shows
+  /// `finished`, derived from it) and `overflow_blocks` (arena overflow
+  /// blocks taken by this type; `stats()` shows `arena.overflow_blocks`).
   enum counter : size_t {
-    spawned,         ///< handlers started
-    exited,          ///< handlers terminated, any way
-    failed,          ///< ... by an exception
-    killed,          ///< ... by an exit message from outside
-    timed_out,       ///< ... by a request timing out unhandled
-    rejected,        ///< datagrams refused: in-flight bound reached
-    no_arena,        ///< datagrams refused: arena pool exhausted
-    source_limited,  ///< datagrams refused: their source over its rate
-    lingered,        ///< handlers that outlived their function (awaiting)
-    replies,         ///< replies handed to a sink
-    reply_drops,     ///< replies a sink refused
-    overflow_blocks, ///< arena overflow blocks taken by this type
-    ask_errors,      ///< `ask`s answered by an error or timed out
-    stalls,          ///< activations that ran >= the stall threshold
-    stall_reports,   ///< ... reported by the watchdog while running
+#define MAYFLY_X(name, kind, unit, help) name,
+    MAYFLY_HANDLER_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+    exited,
+    overflow_blocks,
     num_counters,
   };
 

@@ -1,6 +1,8 @@
 #include <mayfly/actors/messages.hpp>
 
 #include <atomic>
+#include <string>
+#include <string_view>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -25,20 +27,42 @@ namespace {
 // The runtime settings key under which a runtime registers its pools.
 constexpr caf::atom_value kPoolsKey = caf::atom("mayfly");
 
+// X(name, kind, unit, help): the remote counters, declared once. A name is
+// its group and its key joined by the first '_' (`sent_slices` is
+// `sent.slices` in docs/stats.md, {"sent": {"slices": n}} in JSON). The
+// enum, the JSON of `remote_message_stats()` and the descriptions
+// (`remote_metrics`) are derived from it.
+#define MAYFLY_REMOTE_COUNTERS(X)                                              \
+  X(sent_slices, counter, "", "slices serialized for another node (a batch "   \
+    "counts once per item)")                                                   \
+  X(sent_batches, counter, "", "keyed batches serialized for another node")    \
+  X(sent_bytes, counter, "bytes", "key bytes serialized for another node")     \
+  X(received_slices, counter, "", "slices deserialized into fresh binaries "   \
+    "of this runtime's pools")                                                 \
+  X(received_batches, counter, "", "keyed batches deserialized")               \
+  X(received_bytes, counter, "bytes", "key bytes deserialized")                \
+  X(rejected_malformed, counter, "", "input from another node that violated "  \
+    "the wire format (truncated, item count over capacity, key lengths that "  \
+    "do not add up); that message was dropped")                                \
+  X(rejected_too_large, counter, "", "a slice over 65,535 bytes, refused "     \
+    "before allocating")                                                       \
+  X(rejected_pool_exhausted, counter, "", "no pool slot to receive into")      \
+  X(rejected_no_runtime, counter, "", "arrived at an actor system without a "  \
+    "mayfly runtime")
+
 // Remote traffic is rare next to the datagram path and already costs a
 // serialization: plain relaxed atomics, no sharding.
 enum counter : size_t {
-  slices_out,
-  batches_out,
-  bytes_out,
-  slices_in,
-  batches_in,
-  bytes_in,
-  rejected_malformed,
-  rejected_too_large,
-  rejected_exhausted,
-  rejected_no_runtime,
+#define MAYFLY_X(name, kind, unit, help) name,
+  MAYFLY_REMOTE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   num_counters,
+};
+
+constexpr std::string_view kCounterNames[] = {
+#define MAYFLY_X(name, kind, unit, help) #name,
+  MAYFLY_REMOTE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
 };
 
 std::atomic<int64_t> counters[num_counters];
@@ -60,7 +84,7 @@ caf::error reject(errc code, std::string what) {
       break;
     case errc::pool_exhausted:
     case errc::out_of_memory:
-      count(rejected_exhausted);
+      count(rejected_pool_exhausted);
       break;
     case errc::not_running:
       count(rejected_no_runtime);
@@ -124,18 +148,14 @@ void add_message_types(caf::actor_system_config& cfg) {
 }
 
 nlohmann::json remote_message_stats() {
-  return {
-    {"sent", {{"slices", read(slices_out)},
-              {"batches", read(batches_out)},
-              {"bytes", read(bytes_out)}}},
-    {"received", {{"slices", read(slices_in)},
-                  {"batches", read(batches_in)},
-                  {"bytes", read(bytes_in)}}},
-    {"rejected", {{"malformed", read(rejected_malformed)},
-                  {"too_large", read(rejected_too_large)},
-                  {"pool_exhausted", read(rejected_exhausted)},
-                  {"no_runtime", read(rejected_no_runtime)}}},
-  };
+  auto out = nlohmann::json::object();
+  for (size_t i = 0; i < num_counters; ++i) {
+    auto name = kCounterNames[i];
+    auto cut = name.find('_');
+    out[std::string{name.substr(0, cut)}][std::string{name.substr(cut + 1)}]
+      = read(static_cast<counter>(i));
+  }
+  return out;
 }
 
 namespace detail {
@@ -173,8 +193,8 @@ caf::error save_remote(caf::serializer& sink, const slice& x) {
     return err;
   if (auto err = sink.end_sequence())
     return err;
-  count(slices_out);
-  count(bytes_out, static_cast<int64_t>(n));
+  count(sent_slices);
+  count(sent_bytes, static_cast<int64_t>(n));
   return caf::none;
 }
 
@@ -193,8 +213,8 @@ caf::error load_remote(caf::deserializer& source, slice& x) {
     x.reset();
     return reject_truncated("mayfly.slice", err);
   }
-  count(slices_in);
-  count(bytes_in, static_cast<int64_t>(n));
+  count(received_slices);
+  count(received_bytes, static_cast<int64_t>(n));
   return caf::none;
 }
 
@@ -226,9 +246,9 @@ caf::error save_remote(caf::serializer& sink, const slice_batch& x) {
     if (auto err = sink(len, value))
       return err;
   }
-  count(batches_out);
-  count(slices_out, n);
-  count(bytes_out, static_cast<int64_t>(total));
+  count(sent_batches);
+  count(sent_slices, n);
+  count(sent_bytes, static_cast<int64_t>(total));
   return caf::none;
 }
 
@@ -276,9 +296,9 @@ caf::error load_keyed_batch(caf::deserializer& source, const char* type,
     return reject(errc::malformed, std::string{type} + ": "
                                      + std::to_string(total - offset)
                                      + " key bytes belong to no item");
-  count(batches_in);
-  count(slices_in, n);
-  count(bytes_in, static_cast<int64_t>(total));
+  count(received_batches);
+  count(received_slices, n);
+  count(received_bytes, static_cast<int64_t>(total));
   return caf::none;
 }
 
@@ -321,9 +341,9 @@ caf::error save_remote(caf::serializer& sink, const key_batch& x) {
     if (auto err = sink(len, value))
       return err;
   }
-  count(batches_out);
-  count(slices_out, n);
-  count(bytes_out, static_cast<int64_t>(total));
+  count(sent_batches);
+  count(sent_slices, n);
+  count(sent_bytes, static_cast<int64_t>(total));
   return caf::none;
 }
 
@@ -387,24 +407,34 @@ namespace {
 
 using enum metric_kind;
 
+// A counter's statistics path: its name with the first '_' made a '.'.
+template <size_t N>
+struct remote_path {
+  char text[N]{};
+
+  constexpr explicit remote_path(const char (&name)[N]) {
+    bool cut = false;
+    for (size_t i = 0; i < N; ++i) {
+      text[i] = !cut && name[i] == '_' ? '.' : name[i];
+      cut = cut || name[i] == '_';
+    }
+  }
+
+  constexpr std::string_view view() const {
+    return {text, N - 1};
+  }
+};
+
+#define MAYFLY_X(name, kind, unit, help)                                       \
+  constexpr remote_path kPath_##name{#name};
+MAYFLY_REMOTE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+
 constexpr metric_info kRemoteMetrics[] = {
-  {"sent.slices", counter, "",
-   "slices serialized for another node (a batch counts once per item)"},
-  {"sent.batches", counter, "", "keyed batches serialized for another node"},
-  {"sent.bytes", counter, "bytes", "key bytes serialized for another node"},
-  {"received.slices", counter, "",
-   "slices deserialized into fresh binaries of this runtime's pools"},
-  {"received.batches", counter, "", "keyed batches deserialized"},
-  {"received.bytes", counter, "bytes", "key bytes deserialized"},
-  {"rejected.malformed", counter, "",
-   "input from another node that violated the wire format (truncated, item "
-   "count over capacity, key lengths that do not add up); that message was "
-   "dropped"},
-  {"rejected.too_large", counter, "",
-   "a slice over 65,535 bytes, refused before allocating"},
-  {"rejected.pool_exhausted", counter, "", "no pool slot to receive into"},
-  {"rejected.no_runtime", counter, "",
-   "arrived at an actor system without a mayfly runtime"},
+#define MAYFLY_X(name, kind, unit, help)                                       \
+  {kPath_##name.view(), kind, unit, help},
+  MAYFLY_REMOTE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
 };
 
 } // namespace

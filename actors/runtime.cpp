@@ -798,25 +798,14 @@ constexpr metric_info kDetachMetrics[] = {
   {"min_binary_bytes", config, "bytes", "`runtime.detach.min_binary_bytes`"},
   {"long_lived", gauge, "",
    "actors marked long-lived now (marks go when the actor exits)"},
-  {"slices_detached", counter, "",
-   "slices (a `key_batch`'s keys: one) copied out on their way to a "
-   "long-lived actor"},
-  {"bytes_copied", counter, "bytes",
-   "bytes those copies hold (one dedicated binary each: "
-   "`binaries.dedicated_*`)"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_DETACH_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   {"binaries_released_early", counter, "",
    "pool binaries that went back to their pool with at least one slice "
    "detached by the policy and none sent to a long-lived actor as it is: "
    "binaries a long-lived actor would otherwise have kept. Counted when the "
    "binary is released (a flag on its header, read once)"},
-  {"sent_as_is", counter, "",
-   "slices (batches: one) sent to long-lived actors without a copy: the "
-   "rule did not apply (or the policy is off); their binaries are "
-   "attributed to the actor in `holders`"},
-  {"detach_failures", counter, "",
-   "copies the allocator refused; the original was sent as it is"},
-  {"mark_refused", counter, "",
-   "`mark_long_lived` calls refused because 512 actors were marked already"},
 };
 
 constexpr metric_info kHoldersMetrics[] = {

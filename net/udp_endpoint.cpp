@@ -328,13 +328,13 @@ nlohmann::json udp_endpoint::stats() const {
   doc["sources_limited_live"] = sources_limited;
   doc["recv_batch_avg"] = ratio(in, sum(detail::recv_calls));
   doc["send_batch_avg"] = ratio(out, sum(detail::send_calls));
-  // Accepted replies, whichever way they came (inline or queued).
+  // Every reply queue counter (reply_queue.hpp); accepted replies counted
+  // whichever way they came (inline or queued).
+#define MAYFLY_X(name, kind, unit, help) doc[#name] = qsum(reply_queue::name);
+  MAYFLY_REPLY_QUEUE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   doc["replies_queued"]
     = qsum(reply_queue::replies_queued) + sum(detail::replies_inline);
-  doc["reply_queue_full"] = qsum(reply_queue::reply_queue_full);
-  doc["reply_no_buffer"] = qsum(reply_queue::reply_no_buffer);
-  doc["reply_after_close"] = qsum(reply_queue::reply_after_close);
-  doc["wakeups"] = wakeups;
   auto syscalls = sum(detail::recv_calls) + sum(detail::send_calls)
                   + sum(detail::polls) + sum(detail::spins) + wakeups;
   doc["syscalls_per_datagram"] = ratio(syscalls, in + out);
@@ -439,17 +439,9 @@ constexpr metric_info kUdpEndpointMetrics[] = {
    "receive threads, computed when the stats are read (0 without a limit)"},
   {"recv_batch_avg", gauge, "", "`datagrams_in / recv_calls` since start"},
   {"send_batch_avg", gauge, "", "`datagrams_out / send_calls` since start"},
-  {"replies_queued", counter, "",
-   "replies accepted, whichever way they came (inline plus through the "
-   "queue)"},
-  {"reply_queue_full", counter, "",
-   "replies from other threads dropped: reply queue full"},
-  {"reply_no_buffer", counter, "",
-   "copied replies dropped: no send buffer"},
-  {"reply_after_close", counter, "",
-   "replies dropped: endpoint already closed"},
-  {"wakeups", counter, "",
-   "eventfd writes by other threads to wake a sleeping IO loop"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_REPLY_QUEUE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   {"syscalls_per_datagram", gauge, "",
    "`(recv_calls + send_calls + polls + spins + wakeups) / (datagrams_in + "
    "datagrams_out)` since start (a spin is one empty receive call)"},

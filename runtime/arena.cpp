@@ -41,26 +41,22 @@ arena_pool::arena_pool(std::unique_ptr<slot_pool> blocks,
 }
 
 nlohmann::json arena_pool::stats() const {
-  return {
+  nlohmann::json out = {
     {"block_size", block_size()},
     {"capacity", blocks_->capacity()},
     {"blocks_in_use", blocks_in_use()},
     {"blocks_peak", blocks_->peak()},
     {"leases_out", leases_out()},
-    {"leases", count(leases)},
-    {"lease_failures", count(lease_failures)},
-    {"resets", count(resets)},
-    {"overflow_blocks", count(overflow_blocks)},
-    {"heap_blocks", count(heap_blocks)},
-    {"oversize_allocs", count(oversize_allocs)},
-    {"limit_failures", count(limit_failures)},
-    {"cleanups", count(cleanups)},
     {"max_arena_bytes", max_arena_bytes_},
     {"bytes_used",
      {{"p50", high_water_.quantile(0.5)},
       {"p99", high_water_.quantile(0.99)},
       {"max", high_water_.max()}}},
   };
+#define MAYFLY_X(name, kind, unit, help) out[#name] = count(name);
+  MAYFLY_ARENA_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  return out;
 }
 
 // -- arena ----------------------------------------------------------------------
@@ -235,21 +231,9 @@ constexpr metric_info kArenaPoolMetrics[] = {
    "blocks leased now (first and overflow blocks)"},
   {"blocks_peak", peak, "", "most blocks out at once (as `pools.*.peak`)"},
   {"leases_out", gauge, "", "arenas alive"},
-  {"leases", counter, "", "arenas created"},
-  {"lease_failures", counter, "",
-   "arenas that found no first block (pool exhausted)"},
-  {"resets", counter, "",
-   "arena resets, including the final one when an arena ends"},
-  {"overflow_blocks", counter, "",
-   "extra pool blocks taken by arenas that outgrew their first"},
-  {"heap_blocks", counter, "",
-   "extra blocks taken from the heap because the pool was empty"},
-  {"oversize_allocs", counter, "",
-   "allocations larger than a block (a heap chunk each)"},
-  {"limit_failures", counter, "",
-   "allocations refused by `max_arena_bytes`"},
-  {"cleanups", counter, "",
-   "destructors run by resets (objects made with `make<T>`)"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_ARENA_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   {"max_arena_bytes", config, "bytes", "most bytes one arena may hold"},
   {"bytes_used", distribution, "bytes",
    "bytes an arena had in use when reset, over all arenas since start: the "

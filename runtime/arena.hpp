@@ -119,20 +119,38 @@ struct arena_pool_config {
   bool prefault = false;
 };
 
+// X(name, kind, unit, help): the counters of an arena pool, declared once.
+// The enum `arena_pool::counter`, their keys in `arena_pool::stats()` and
+// their descriptions (`arena_pool_metrics`: Prometheus TYPE/HELP, the
+// docs/stats.md table "arenas") are derived from it; the other figures of
+// `stats()` are written out in arena.cpp.
+#define MAYFLY_ARENA_COUNTERS(X)                                               \
+  X(leases, counter, "", "arenas created")                                     \
+  X(lease_failures, counter, "", "arenas that found no first block (pool "     \
+    "exhausted)")                                                              \
+  X(resets, counter, "", "arena resets, including the final one when an "      \
+    "arena ends")                                                              \
+  X(overflow_blocks, counter, "", "extra pool blocks taken by arenas that "    \
+    "outgrew their first")                                                     \
+  X(heap_blocks, counter, "", "extra blocks taken from the heap because the "  \
+    "pool was empty")                                                          \
+  X(oversize_allocs, counter, "", "allocations larger than a block (a heap "   \
+    "chunk each)")                                                             \
+  X(limit_failures, counter, "", "allocations refused by `max_arena_bytes`")   \
+  X(cleanups, counter, "", "destructors run by resets (objects made with "     \
+    "`make<T>`)")
+
 /// Preallocated arena blocks. See file comment. Thread-safe.
 class arena_pool {
 public:
-  /// Counter ids of `count()`.
+  /// Counter ids of `count()`: those of `MAYFLY_ARENA_COUNTERS` (each also
+  /// a key of `stats()`), then `returns` (arenas destroyed; `stats()` shows
+  /// `leases_out`, derived from it).
   enum counter : size_t {
-    leases,           ///< arenas created
-    lease_failures,   ///< arenas that found no first block
-    returns,          ///< arenas destroyed
-    resets,           ///< resets, including the final one
-    overflow_blocks,  ///< extra pool blocks taken by arenas
-    heap_blocks,      ///< extra blocks from the heap (pool was empty)
-    oversize_allocs,  ///< requests larger than a block (heap chunks)
-    limit_failures,   ///< allocations refused by max_arena_bytes
-    cleanups,         ///< destructors run by resets
+#define MAYFLY_X(name, kind, unit, help) name,
+    MAYFLY_ARENA_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+    returns,
     num_counters,
   };
 

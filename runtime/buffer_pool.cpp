@@ -245,16 +245,11 @@ binary_census buffer_pool::census(std::vector<holder_usage>* by_holder) const {
 nlohmann::json buffer_pool::stats() const {
   auto& s = *slots_;
   auto c = census();
-  return {
+  nlohmann::json out = {
     {"slot_size", s.slot_size()},
     {"capacity", s.capacity()},
     {"in_use", s.in_use()},
     {"peak", s.peak()},
-    {"acquisitions", s.count(slot_pool::acquisitions)},
-    {"releases", s.count(slot_pool::releases)},
-    {"exhausted", s.count(slot_pool::exhausted)},
-    {"cross_thread_releases", s.count(slot_pool::cross_thread_releases)},
-    {"refills", s.count(slot_pool::refills)},
     {"thread_cache_limit", s.thread_cache_limit()},
     {"region_bytes", s.region_bytes()},
     {"pages", s.page_kind()},
@@ -268,6 +263,10 @@ nlohmann::json buffer_pool::stats() const {
       {"oldest_holder", c.oldest_holder},
       {"writable", c.writable}}},
   };
+#define MAYFLY_X(name, kind, unit, help) out[#name] = s.count(slot_pool::name);
+  MAYFLY_SLOT_POOL_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
+  return out;
 }
 
 // -- buffer_pools -------------------------------------------------------------------
@@ -356,13 +355,9 @@ constexpr metric_info kPoolClassMetrics[] = {
    "most slots out of the shared free list at once; slots parked in "
    "per-thread caches count as out, so this can exceed the peak of `in_use` "
    "by the cached slots"},
-  {"acquisitions", counter, "", "slots handed out"},
-  {"releases", counter, "", "slots returned"},
-  {"exhausted", counter, "", "acquisitions that found the pool empty"},
-  {"cross_thread_releases", counter, "",
-   "releases by a thread other than the acquiring one"},
-  {"refills", counter, "",
-   "per-thread cache refills from the shared list (one lock each)"},
+#define MAYFLY_X(name, kind, unit, help) {#name, kind, unit, help},
+  MAYFLY_SLOT_POOL_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
   {"thread_cache_limit", config, "",
    "most slots one thread keeps cached (0: caching off)"},
   {"region_bytes", config, "bytes", "size of the pool's mapping"},

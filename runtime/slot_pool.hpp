@@ -52,6 +52,19 @@
 
 namespace mayfly {
 
+// X(name, kind, unit, help): the counters of a slot pool, declared once.
+// The enum `slot_pool::counter`, their keys in `buffer_pool::stats()` and
+// their descriptions (`pool_class_metrics`: Prometheus TYPE/HELP, the
+// docs/stats.md table "pools") are derived from it.
+#define MAYFLY_SLOT_POOL_COUNTERS(X)                                           \
+  X(acquisitions, counter, "", "slots handed out")                             \
+  X(releases, counter, "", "slots returned")                                   \
+  X(exhausted, counter, "", "acquisitions that found the pool empty")          \
+  X(cross_thread_releases, counter, "", "releases by a thread other than the " \
+    "acquiring one")                                                           \
+  X(refills, counter, "", "per-thread cache refills from the shared list "     \
+    "(one lock each)")
+
 /// Fixed-size slots in one contiguous, page-aligned region. See file comment.
 class slot_pool {
 public:
@@ -77,13 +90,11 @@ public:
     bool prefault = false;
   };
 
-  /// Counter ids of `stats()`.
+  /// Counter ids of `count()`, from `MAYFLY_SLOT_POOL_COUNTERS`.
   enum counter : size_t {
-    acquisitions,
-    releases,
-    exhausted,
-    cross_thread_releases,
-    refills,
+#define MAYFLY_X(name, kind, unit, help) name,
+    MAYFLY_SLOT_POOL_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
     num_counters,
   };
 

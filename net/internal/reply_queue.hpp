@@ -39,16 +39,32 @@
 
 namespace mayfly::detail {
 
+// X(name, kind, unit, help): the counters of a reply queue, declared once.
+// The enum `reply_queue::counter`, their keys in `udp_endpoint::stats()`
+// (summed over the loops) and their descriptions (`udp_endpoint_metrics`:
+// Prometheus TYPE/HELP, the docs/stats.md table "net") are derived from it.
+// `replies_queued` counts the queue's replies here; the endpoint adds the
+// loops' inline ones (`replies_inline`) to it.
+#define MAYFLY_REPLY_QUEUE_COUNTERS(X)                                         \
+  X(replies_queued, counter, "", "replies accepted, whichever way they came "  \
+    "(inline plus through the queue)")                                         \
+  X(reply_queue_full, counter, "", "replies from other threads dropped: "      \
+    "reply queue full")                                                        \
+  X(reply_no_buffer, counter, "", "copied replies dropped: no send buffer")    \
+  X(reply_after_close, counter, "", "replies dropped: endpoint already "       \
+    "closed")                                                                  \
+  X(wakeups, counter, "", "eventfd writes by other threads to wake a "         \
+    "sleeping IO loop")
+
 /// See file comment.
 class reply_queue {
 public:
-  /// Counters written by replying threads (sharded).
+  /// Counters written by replying threads (sharded), from
+  /// `MAYFLY_REPLY_QUEUE_COUNTERS`.
   enum counter : size_t {
-    replies_queued,    ///< replies accepted (from other threads)
-    reply_queue_full,  ///< replies dropped: the queue was full
-    reply_no_buffer,   ///< copied replies dropped: no send buffer
-    reply_after_close, ///< replies refused: the endpoint was closed
-    wakeups,           ///< eventfd writes that woke a sleeping loop
+#define MAYFLY_X(name, kind, unit, help) name,
+    MAYFLY_REPLY_QUEUE_COUNTERS(MAYFLY_X)
+#undef MAYFLY_X
     num_counters,
   };
 
